@@ -1,0 +1,48 @@
+"""Every Prometheus metric of Camera Hub, defined once (DESIGN §4 names them).
+
+Label values never carry a URL or a credential: cameras are labelled by id only.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+NS = "camera_hub"
+
+# --- cameras and ingest
+CAMERA_UP = Gauge(f"{NS}_camera_up", "1 while the camera delivers frames (up or degraded)",
+                  ["camera", "district", "grid", "kind"])
+CAMERA_STATE = Gauge(f"{NS}_camera_state", "1 for the camera's current state and reason, 0 otherwise",
+                     ["camera", "state", "reason"])
+FRAMES_DECODED = Counter(f"{NS}_frames_decoded_total", "Frames decoded by the sampler", ["camera"])
+PACKETS = Counter(f"{NS}_packets_total", "Encoded packets received", ["camera"])
+BYTES = Counter(f"{NS}_received_bytes_total", "Encoded bytes received", ["camera"])
+RECONNECTS = Counter(f"{NS}_reconnects_total", "Reconnect attempts after a failure", ["camera", "reason"])
+FRAME_LAG = Histogram(f"{NS}_frame_lag_seconds", "Delay from frame arrival to its sample being analysed",
+                      buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30))
+SAMPLES_DROPPED = Counter(f"{NS}_samples_dropped_total", "Samples dropped because analysis fell behind",
+                          ["camera"])
+OPENS_IN_FLIGHT = Gauge(f"{NS}_opens_in_flight", "RTSP opens currently in progress in this worker")
+WORKER_CAMERAS = Gauge(f"{NS}_worker_cameras", "Cameras this worker holds a lease on", ["worker"])
+
+# --- analytics
+INFERENCE_SECONDS = Histogram(f"{NS}_inference_seconds", "Detector run time per batch", ["model"],
+                              buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2))
+INFERENCE_BATCH = Histogram(f"{NS}_inference_batch_size", "Frames per detector batch", ["model"],
+                            buckets=(1, 2, 4, 8, 16, 32))
+MOTION_SKIPPED = Counter(f"{NS}_motion_skipped_total", "Samples whose detector run the motion gate skipped",
+                         ["camera"])
+DETECTOR_BACKLOG = Gauge(f"{NS}_detector_backlog", "Samples waiting for the detector")
+
+# --- alerts
+ALERTS = Counter(f"{NS}_alerts_total", "Alerts created", ["type"])
+ALERT_LATENCY = Histogram(f"{NS}_alert_latency_seconds", "Event onset to alert published", ["type"],
+                          buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300))
+ALERTS_OPEN = Gauge(f"{NS}_alerts_open", "Alerts not yet resolved or dismissed", ["type", "state"])
+SLA_BREACHES = Counter(f"{NS}_sla_breaches_total", "Alerts that passed their due time before closing", ["type"])
+SPOOLED = Gauge(f"{NS}_alerts_spooled", "Alerts waiting in the local spool for Redis")
+
+# --- coverage
+COVERAGE_RATIO = Gauge(f"{NS}_coverage_ratio", "Covered grids / grids", ["level", "unit", "category"])
+COVERAGE_TARGET = Gauge(f"{NS}_coverage_target_ratio", "Coverage target from config", ["category"])
+GRIDS_COVERED = Gauge(f"{NS}_grids_covered", "Grids watched by at least one working camera", ["level", "unit"])

@@ -1,0 +1,1 @@
+"""Object detectors: ONNX Runtime sessions, pre/post-processing per model format, tiling."""
