@@ -1,0 +1,56 @@
+"""Credential masking in URLs, free text and log records."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from camera_hub.redact import RedactingFilter, mask_text, mask_url
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("rtsp://admin:s3cr3t@10.0.0.5:554/Streaming/101", "rtsp://admin:***@10.0.0.5:554/Streaming/101"),
+        ("rtsps://u:p%40ss@cam.example:322/x", "rtsps://u:***@cam.example:322/x"),
+        ("rtsp://10.0.0.5/live", "rtsp://10.0.0.5/live"),
+        ("rtsp://user@10.0.0.5/live", "rtsp://user@10.0.0.5/live"),
+        ("rtsp://10.0.0.5/live?user=a&password=hunter2", "rtsp://10.0.0.5/live?user=a&password=***"),
+        ("rtsp://a:b@[fe80::1]:554/s", "rtsp://a:***@[fe80::1]:554/s"),
+    ],
+)
+def test_mask_url(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+
+
+def test_mask_text_finds_urls_inside_messages() -> None:
+    text = "open failed for rtsp://admin:topsecret@1.2.3.4/a (401), retry rtsp://x:y@h/b"
+    out = mask_text(text)
+    assert "topsecret" not in out and ":y@" not in out
+    assert "rtsp://admin:***@1.2.3.4/a" in out
+
+
+def test_logging_filter_masks_message_and_traceback() -> None:
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(self.format(record))
+
+    handler = Keep()
+    handler.addFilter(RedactingFilter())
+    log = logging.getLogger("redact-test")
+    log.addHandler(handler)
+    try:
+        log.warning("cannot open %s", "rtsp://admin:topsecret@1.2.3.4/a")
+        try:
+            raise ConnectionError("rtsp://admin:topsecret@1.2.3.4/a refused")
+        except ConnectionError:
+            log.exception("failed")
+    finally:
+        log.removeHandler(handler)
+    joined = "\n".join(records)
+    assert "topsecret" not in joined
+    assert "cannot open rtsp://admin:***@1.2.3.4/a" in joined
+    assert "ConnectionError: rtsp://admin:***@1.2.3.4/a refused" in joined
