@@ -1,0 +1,15 @@
+# Camera Hub image: one image, the command picks the role (api | worker | sim).
+# PyAV, OpenCV (headless) and ONNX Runtime wheels bundle their native libraries.
+FROM python:3.11-slim-bookworm
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY camera_hub ./camera_hub
+COPY detectors ./detectors
+COPY models ./models
+COPY config ./config
+RUN pip install --no-cache-dir . && useradd --system --uid 10001 hub && mkdir -p /data && chown hub /data
+USER hub
+EXPOSE 8080 9101
+ENTRYPOINT ["camera-hub"]
+CMD ["--help"]
