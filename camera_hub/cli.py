@@ -16,6 +16,11 @@ app = typer.Typer(
 # Order is the order of `camera-hub --help`.
 COMMAND_MODULES = [
     "camera_hub.config_cli",
+    "detectors.cli",
+    "camera_hub.ingest.cli",
+    "camera_hub.api.cli",
+    "camera_hub.sim.cli",
+    "camera_hub.demo",
 ]
 
 

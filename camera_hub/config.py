@@ -291,7 +291,10 @@ class IngestSettings(_Strict):
     max_opens_in_flight: int = Field(50, ge=1)
     queue_size: int = Field(256, ge=1)
     heartbeat_s: float = Field(2.0, gt=0)
-    lease_ms: int = Field(8000, ge=1000)
+    lease_ms: int = Field(6000, ge=1000)  # a dead worker's cameras move within ~lease + one tick
+    no_keyframe_after_s: float = Field(30.0, gt=0)  # no keyframe this long: degraded (no_keyframe)
+    status_interval_s: float = Field(2.0, gt=0)  # how often each camera's status hash is refreshed
+    fps_cameras: dict[str, float] = {}  # camera id -> N: decode every frame, sample N per second
 
 
 class DetectorSettings(_Strict):
@@ -302,6 +305,10 @@ class DetectorSettings(_Strict):
     motion_threshold: float = Field(0.01, ge=0)
     force_interval_s: float = Field(10.0, gt=0)
     tile_lookout: bool = True
+    # tile side = tile_scale x the model input: below 1, tiles are enlarged into the model, for a
+    # model that misses people under ~30 px (YOLOX-nano on a lookout view: 0.5)
+    tile_scale: float = Field(1.0, gt=0.1, le=4)
+    tile_overlap: float = Field(0.25, ge=0, lt=0.9)
 
 
 class AlertSettings(_Strict):

@@ -1,0 +1,167 @@
+"""The analysis stage the ingest worker calls: samples from many cameras in, episodes out.
+
+Per batch: the scheduler drops samples of static scenes (their cameras reuse the last
+detections), the rest go through the detector in one batched call off the event loop (lookout
+cameras tiled), then per camera a tracker, the class-agnostic foreground model where a vending
+rule wants it, and the rules of each zone. Camera up/down changes come in through
+:meth:`Analyzer.camera_state` for the offline rule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from camera_hub.analytics.foreground import ForegroundModel
+from camera_hub.analytics.rules.crowding import CrowdingState
+from camera_hub.analytics.rules.offline import OfflineState
+from camera_hub.analytics.rules.tamper import TamperState
+from camera_hub.analytics.rules.vending import VendingState
+from camera_hub.analytics.scheduler import DetectorScheduler
+from camera_hub.analytics.tracker import Tracker
+from camera_hub.analytics.zones import ZoneArea
+from camera_hub.config import Camera, CityConfig, CrowdingRule, TamperRule, VendingRule
+from camera_hub.events import Detection, Episode, Sample, Track
+from camera_hub.metrics import INFERENCE_BATCH, INFERENCE_SECONDS
+from detectors.detector import Detector
+from detectors.tiling import detect_tiled
+
+log = logging.getLogger(__name__)
+
+LOW_SCORE = 0.1  # detections kept for the tracker's second pass
+
+
+@dataclass
+class CameraAnalytics:
+    camera: Camera
+    tracker: Tracker
+    zone_rules: list[VendingState | CrowdingState] = field(default_factory=list)
+    tamper: list[TamperState] = field(default_factory=list)
+    foreground: ForegroundModel | None = None
+    offline: OfflineState | None = None
+
+
+def _build(cam: Camera, tz: str, grace_s: float) -> CameraAnalytics:
+    ca = CameraAnalytics(cam, Tracker(), offline=OfflineState(cam.id, grace_s))
+    for z in cam.zones:
+        area = ZoneArea(z, tz)
+        for rule in z.rules:
+            if isinstance(rule, VendingRule):
+                ca.zone_rules.append(VendingState(cam.id, area, rule))
+                if rule.class_agnostic and ca.foreground is None:
+                    ca.foreground = ForegroundModel()
+            elif isinstance(rule, CrowdingRule):
+                ca.zone_rules.append(CrowdingState(cam.id, area, rule))
+            elif isinstance(rule, TamperRule):
+                ca.tamper.append(TamperState(cam.id, rule, zone_id=z.id))
+    return ca
+
+
+class Analyzer:
+    def __init__(self, cfg: CityConfig, detector: Detector) -> None:
+        st = cfg.settings.detector
+        self.detector = detector
+        self.tile_lookout, self.tile_scale, self.tile_overlap = st.tile_lookout, st.tile_scale, st.tile_overlap
+        self.scheduler = DetectorScheduler(st.motion_threshold, st.force_interval_s)
+        self._tz, self._grace = cfg.city.timezone, cfg.settings.alerts.offline_grace_s
+        self.cameras = {c.id: _build(c, self._tz, self._grace) for c in cfg.cameras if c.enabled}
+        # one batch at a time: trackers and rules need each camera's samples in order
+        self._lock = asyncio.Lock()
+        threshold = getattr(detector, "threshold", None)
+        self._is_high = (lambda d: d.score >= threshold(d.label)) if callable(threshold) else None
+
+    async def handle(self, samples: list[Sample]) -> list[Episode]:
+        """Episodes raised by these samples (any cameras, any order)."""
+        async with self._lock:
+            return await self._handle(samples)
+
+    async def _handle(self, samples: list[Sample]) -> list[Episode]:
+        known = [s for s in samples if s.camera_id in self.cameras]
+        if len(known) != len(samples):
+            log.warning("dropped %d samples of cameras not in the config", len(samples) - len(known))
+        known.sort(key=lambda x: x.t)
+        run, _ = self.scheduler.split(known)
+        found = await asyncio.to_thread(self._detect, run) if run else []
+        own = {id(s): dets for s, dets in zip(run, found, strict=True)}
+        out: list[Episode] = []
+        for s in known:  # in time order; a skipped sample reuses its camera's latest detections
+            if id(s) in own:
+                self.scheduler.remember(s.camera_id, own[id(s)])
+            out += self._analyse(s, self.scheduler.last(s.camera_id))
+        return out
+
+    def _detect(self, samples: Sequence[Sample]) -> list[list[Detection]]:
+        """One batched detector call for ordinary cameras, one tiled call for lookout cameras."""
+        result: list[list[Detection]] = [[] for _ in samples]
+        is_lookout = [self.tile_lookout and self.cameras[s.camera_id].camera.kind == "lookout" for s in samples]
+        lookout = [i for i, x in enumerate(is_lookout) if x]
+        plain = [i for i, x in enumerate(is_lookout) if not x]
+        for idx, tiled in ((plain, False), (lookout, True)):
+            if not idx:
+                continue
+            frames = [samples[i].frame for i in idx]
+            t0 = time.perf_counter()
+            if tiled:
+                regions = [self._region(samples[i]) for i in idx]
+                found = detect_tiled(self.detector, frames, min_score=LOW_SCORE, scale=self.tile_scale,
+                                     overlap=self.tile_overlap, regions=regions)
+            else:
+                found = self.detector.detect(frames, min_score=LOW_SCORE)
+            INFERENCE_SECONDS.labels(model=self.detector.name).observe(time.perf_counter() - t0)
+            INFERENCE_BATCH.labels(model=self.detector.name).observe(len(frames))
+            for i, dets in zip(idx, found, strict=True):
+                result[i] = dets
+        return result
+
+    def _region(self, s: Sample) -> tuple[int, int, int, int] | None:
+        """Bounding box (pixels) of the zones whose rules need detections: tiles go only there."""
+        zones = [z for z in self.cameras[s.camera_id].camera.zones
+                 if any(not isinstance(r, TamperRule) for r in z.rules)]
+        if not zones:
+            return None
+        h, w = s.frame.shape[:2]
+        xs = [x for z in zones for x, _ in z.polygon]
+        ys = [y for z in zones for _, y in z.polygon]
+        return int(min(xs) * w), int(min(ys) * h), max(1, int(np.ceil(max(xs) * w))), max(1, int(np.ceil(max(ys) * h)))
+
+    def _analyse(self, s: Sample, dets: list[Detection]) -> list[Episode]:
+        ca = self.cameras[s.camera_id]
+        h, w = s.frame.shape[:2]
+        out: list[Episode] = []
+        for tamper in ca.tamper:
+            out += tamper.step(s.frame, s.t)
+        tracks: list[Track] = ca.tracker.update(dets, s.t, self._is_high)
+        if ca.foreground is not None:
+            if any(tp.blinded for tp in ca.tamper):
+                # covered, moved, dark: the learned empty scene no longer applies; learn it again after
+                ca.foreground = ForegroundModel()
+            else:
+                ca.foreground.update(s.frame, dets, s.t)
+        for rule in ca.zone_rules:
+            if isinstance(rule, VendingState) and ca.foreground is not None and rule.rule.class_agnostic:
+                masses = ca.foreground.masses(s.t, rule.rule.min_dwell_s, rule.rule.min_area)
+                out += rule.step(tracks, s.t, w, h, masses)
+            else:
+                out += rule.step(tracks, s.t, w, h)
+        return [dataclasses.replace(e, frame=s.frame) if e.kind != "end" and e.frame is None else e for e in out]
+
+    def camera_state(self, camera_id: str, state: str, t: float, reason: str = "") -> list[Episode]:
+        """Feed a camera state change (starting | up | degraded | down) to the offline rule."""
+        ca = self.cameras.get(camera_id)
+        return ca.offline.step(t, state, reason) if ca and ca.offline else []
+
+    def tick(self, t: float) -> list[Episode]:
+        """Clock tick: raises offline alerts whose grace period ran out without a state change."""
+        return [e for ca in self.cameras.values() if ca.offline for e in ca.offline.step(t)]
+
+    def forget(self, camera_id: str) -> None:
+        """Start a camera afresh (it moved to another worker and came back: its tracks are stale)."""
+        self.scheduler.forget(camera_id)
+        if camera_id in self.cameras:
+            self.cameras[camera_id] = _build(self.cameras[camera_id].camera, self._tz, self._grace)

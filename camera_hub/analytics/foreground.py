@@ -1,0 +1,131 @@
+"""Class-agnostic occupancy: what has stood in the scene, unmoving, that the learned empty
+background lacks — with people and vehicles masked out. It lets the vending rule work without a
+model that knows "goods" or "stall": a table of fruit or a rack of clothes is a persistent mass.
+
+- The empty background is the per-pixel median of the first ``warmup`` samples (people walking
+  through vanish in a median), then a running average of a small colour image (colour: orange
+  crates on grey paving can have the paving's brightness). Pixels that differ learn ``slow``
+  times more slowly, so goods left out for an hour are not absorbed, while lighting drift is.
+- Persistence is kept per pixel, not per blob: a passer-by in front of a stall splits its blob
+  into pieces of every shape, but the pixels under the passer-by (masked) keep their age, for
+  up to ``occlusion_s``.
+- A pixel a person or vehicle covered in the last ``mover_memory_s`` does not start a mass: a
+  person standing still whom the detector misses in one sample must not become "goods".
+- A "ghost" — the background holds something that has since gone, e.g. goods that were out
+  when the camera started — has its outline in the background, not in the frame; an object that
+  arrived has it in the frame. A blob whose outline is weaker in the frame than in the
+  background is learned into the background at once instead of being reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from camera_hub.analytics.labels import PERSON, VEHICLE
+from camera_hub.events import Box, Detection
+
+
+def _edges(img: np.ndarray) -> np.ndarray:
+    g = cv2.cvtColor(img.astype(np.uint8), cv2.COLOR_BGR2GRAY).astype(np.float32)
+    return np.abs(cv2.Sobel(g, cv2.CV_32F, 1, 0)) + np.abs(cv2.Sobel(g, cv2.CV_32F, 0, 1))
+
+
+class ForegroundModel:
+    def __init__(self, *, width: int = 160, delta: float = 25.0, alpha: float = 0.05, slow: float = 50.0,
+                 warmup: int = 5, gap_s: float = 10.0, occlusion_s: float = 30.0, mover_memory_s: float = 20.0) -> None:
+        self.width, self.delta, self.alpha, self.slow = width, delta, alpha, slow
+        self.warmup, self.gap_s, self.occlusion_s, self.mover_memory_s = warmup, gap_s, occlusion_s, mover_memory_s
+        self._bg: np.ndarray | None = None
+        self._early: list[np.ndarray] = []
+        self._since: np.ndarray | None = None  # when each pixel became foreground (nan: it is not)
+        self._last: np.ndarray | None = None  # when it was last seen foreground or hidden by a mover
+        self._seen: np.ndarray | None = None  # when it was last seen foreground
+        self._mover: np.ndarray | None = None  # when a person or vehicle last covered it
+        self._small: np.ndarray | None = None
+        self._scale = (1.0, 1.0)
+
+    @property
+    def ready(self) -> bool:
+        return self._bg is not None
+
+    def update(self, frame: np.ndarray, dets: Sequence[Detection], t: float) -> None:
+        h, w = frame.shape[:2]
+        sw, sh = self.width, max(1, round(self.width * h / w))
+        small = cv2.GaussianBlur(cv2.resize(frame, (sw, sh), interpolation=cv2.INTER_AREA), (3, 3), 0)
+        small = small.astype(np.float32)
+        self._scale = (sw / w, sh / h)
+        if self._bg is not None and self._bg.shape != small.shape:
+            self._bg, self._early = None, []
+        self._small = small
+        if self._bg is None:
+            self._early.append(small)
+            if len(self._early) >= self.warmup:
+                self._bg = np.median(np.stack(self._early), axis=0).astype(np.float32)
+                self._since = np.full((sh, sw), np.nan, np.float64)  # epoch seconds need float64
+                self._last = np.full((sh, sw), -np.inf, np.float64)
+                self._seen = np.full((sh, sw), -np.inf, np.float64)
+                self._mover = np.full((sh, sw), -np.inf, np.float64)
+                self._early = []
+            return
+        movers = self._movers(dets, sw, sh)
+        # the threshold scales down with the background's brightness: at night, goods on dark
+        # paving differ from it by fewer grey levels than they do by day
+        delta = np.clip(0.2 * self._bg.max(axis=2), self.delta / 2, self.delta)
+        diff = np.abs(small - self._bg).max(axis=2) > delta
+        fg = (diff & ~movers).astype(np.uint8)
+        fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+        fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)).astype(bool)
+        since, last, seen, mover = self._since, self._last, self._seen, self._mover
+        assert since is not None and last is not None and seen is not None and mover is not None
+        mover[movers] = t
+        since[fg & np.isnan(since) & (t - mover > self.mover_memory_s)] = t
+        last[fg], seen[fg] = t, t
+        # hidden behind someone: still there, as far as we know, for a while
+        last[movers & ~np.isnan(since) & (t - seen <= self.occlusion_s)] = t
+        since[~np.isnan(since) & (t - last > self.gap_s)] = np.nan
+        rate = np.where(diff, self.alpha / self.slow, self.alpha).astype(np.float32)
+        rate[movers] = 0.0
+        self._bg += rate[:, :, None] * (small - self._bg)
+
+    def _movers(self, dets: Sequence[Detection], sw: int, sh: int) -> np.ndarray:
+        movers = np.zeros((sh, sw), bool)
+        kx, ky = self._scale
+        for d in dets:
+            if d.label in PERSON or d.label in VEHICLE:
+                x1, y1, x2, y2 = d.box
+                px, py = 0.15 * (x2 - x1), 0.1 * (y2 - y1)  # shadows, loose clothing
+                movers[max(0, int((y1 - py) * ky)):int((y2 + py) * ky) + 1,
+                       max(0, int((x1 - px) * kx)):int((x2 + px) * kx) + 1] = True
+        return movers
+
+    def masses(self, t: float, min_age_s: float = 0.0, min_area: float = 0.002) -> list[tuple[Box, float]]:
+        """(box in frame pixels, onset) of each blob of pixels foreground for ``min_age_s`` or more;
+        onset is the median time its pixels became foreground."""
+        if self._since is None or self._last is None or self._bg is None or self._small is None:
+            return []
+        since = self._since
+        alive = ~np.isnan(since) & (self._last >= t - self.gap_s)
+        old = alive & (t - np.nan_to_num(since, nan=t) >= min_age_s)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(old.astype(np.uint8), connectivity=8)
+        kx, ky = self._scale
+        out: list[tuple[Box, float]] = []
+        edges_now = edges_bg = None
+        for k in range(1, n):
+            x, y, bw, bh, area = (int(v) for v in stats[k])
+            if area / old.size < min_area:
+                continue
+            blob = labels == k
+            if edges_now is None:
+                edges_now, edges_bg = _edges(self._small), _edges(self._bg)
+            b8 = blob.astype(np.uint8)
+            outline = (cv2.dilate(b8, np.ones((3, 3), np.uint8)) - cv2.erode(b8, np.ones((3, 3), np.uint8))) > 0
+            if edges_now[outline].sum() < edges_bg[outline].sum():
+                self._bg[blob] = self._small[blob]  # a ghost: what the background showed has left
+                since[blob] = np.nan
+                continue
+            box = (x / kx, y / ky, (x + bw) / kx, (y + bh) / ky)
+            out.append((tuple(round(float(v), 1) for v in box), float(np.median(since[blob]))))
+        return out

@@ -1,0 +1,99 @@
+"""``camera-hub users add`` and ``camera-hub api``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+DEFAULT_CONFIG = Path("config/demo-city")
+users_app = typer.Typer(help="API users and tokens.", no_args_is_help=True)
+
+
+def _config(path: Path):  # noqa: ANN202
+    from camera_hub.config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+
+
+@users_app.command("add")
+def users_add(
+    name: str = typer.Argument(..., help="User name."),
+    role: str = typer.Option("viewer", "--role", help="viewer | operator | analyst | admin"),
+    password: bool = typer.Option(False, "--password", help="Also set a password (asked for) for the login form."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from standard input."),
+    config: Path = typer.Option(DEFAULT_CONFIG, "--config", help="City config folder or file."),
+    redis_url: str = typer.Option(None, "--redis", help="Redis URL (default: settings.redis.url)."),
+    ttl_days: float = typer.Option(365.0, "--ttl-days", help="Token lifetime."),
+) -> None:
+    """Add or update a user and print a new API token for it."""
+    import asyncio
+    import re
+    import sys
+
+    from camera_hub.api.auth import ROLES, create_user
+    from camera_hub.config import ID_PATTERN
+    from camera_hub.redact import mask_url
+
+    if role not in ROLES:
+        typer.echo(f"unknown role {role!r}; one of {', '.join(ROLES)}", err=True)
+        raise typer.Exit(2)
+    if not re.match(ID_PATTERN, name):
+        typer.echo("user names are letters, digits, '_', '.', '-' (up to 64)", err=True)
+        raise typer.Exit(2)
+    pw = None
+    if password_stdin:
+        pw = sys.stdin.readline().rstrip("\n")
+    elif password:
+        pw = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    if pw is not None and len(pw) < 8:
+        typer.echo("a password needs at least 8 characters", err=True)
+        raise typer.Exit(2)
+    cfg = _config(config)
+    url = redis_url or cfg.settings.redis.url
+
+    async def run() -> str:
+        from camera_hub.alerts.store import connect
+
+        r = connect(url)
+        try:
+            return await create_user(r, cfg.settings.redis.prefix, name, role, pw,  # type: ignore[arg-type]
+                                     token_ttl_s=ttl_days * 86400)
+        finally:
+            await r.aclose()
+
+    try:
+        token = asyncio.run(run())
+    except Exception as exc:
+        typer.echo(f"cannot reach Redis at {mask_url(url)}: {type(exc).__name__}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(token)
+
+
+def api(
+    config: Path = typer.Option(DEFAULT_CONFIG, "--config", help="City config folder or file."),
+    host: str = typer.Option(None, "--host", help="Default: settings.api.host."),
+    port: int = typer.Option(None, "--port", help="Default: settings.api.port."),
+    redis_url: str = typer.Option(None, "--redis", help="Redis URL (default: settings.redis.url)."),
+    data_dir: Path = typer.Option(None, "--data-dir", help="Snapshots and clips (default: settings.alerts.data_dir)."),
+) -> None:
+    """Serve the HTTP API and the operator page."""
+    import uvicorn
+
+    from camera_hub.api.app import create_app
+    from camera_hub.redact import setup_logging
+
+    setup_logging()
+    cfg = _config(config)
+    app = create_app(cfg, redis_url=redis_url, data_dir=data_dir)
+    uvicorn.run(app, host=host or cfg.settings.api.host, port=port or cfg.settings.api.port, log_level="info",
+                proxy_headers=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(users_app, name="users")
+    app.command("api")(api)

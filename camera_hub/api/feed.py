@@ -1,0 +1,140 @@
+"""Server-Sent Events fan-out of the alert Stream.
+
+One reader per API process tails the Stream (a blocking XREAD) and hands each entry to every
+connected client's queue, so 100 clients cost one Redis read, not 100. A client that comes back
+with ``Last-Event-ID`` subscribes first and then reads what it missed with XRANGE; entries that
+arrive meanwhile are skipped by id, so it gets each event exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator
+
+from camera_hub.alerts.store import AlertStore, FeedEntry, feed_event_json
+
+log = logging.getLogger(__name__)
+STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+HEARTBEAT_S = 15.0
+
+
+def sid_key(sid: str) -> tuple[int, int]:
+    ms, _, seq = sid.partition("-")
+    return int(ms), int(seq or 0)
+
+
+Batch = tuple[tuple[tuple[int, int], str], ...]  # ((stream id, SSE text), ...) read together
+
+
+class Subscriber:
+    def __init__(self, size: int) -> None:
+        self.queue: asyncio.Queue[Batch] = asyncio.Queue(size)
+        self.overflowed = asyncio.Event()
+
+
+class FeedHub:
+    """``coalesce_s``: after a read that returned entries, wait this long before the next one, so a
+    burst reaches each client as one write instead of one per alert (adds at most that much delay)."""
+
+    def __init__(self, store: AlertStore, *, queue_size: int = 1000, block_ms: int = 5000,
+                 coalesce_s: float = 0.02) -> None:
+        self.store = store
+        self.queue_size = queue_size
+        self.block_ms = block_ms
+        self.coalesce_s = coalesce_s
+        self._subs: set[Subscriber] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def clients(self) -> int:
+        return len(self._subs)
+
+    async def start(self) -> None:
+        try:
+            self._last = await self.store.last_feed_id()
+        except Exception:  # Redis not there yet: start from whatever comes next
+            self._last = "$"
+        self._task = asyncio.create_task(self._run(), name="feed-hub")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                entries = await self.store.read_feed(self._last, count=1000, block_ms=self.block_ms)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis away: keep trying; clients resume by id anyway
+                log.warning("feed reader: %s", type(exc).__name__)
+                await asyncio.sleep(1.0)
+                continue
+            if not entries:
+                continue
+            self._last = entries[-1].stream_id
+            batch: Batch = tuple((sid_key(e.stream_id), _sse(e)) for e in entries)  # formatted once for all
+            for sub in list(self._subs):
+                try:
+                    sub.queue.put_nowait(batch)
+                except asyncio.QueueFull:  # too slow: drop it; it reconnects with Last-Event-ID
+                    self._subs.discard(sub)
+                    sub.overflowed.set()
+            if self.coalesce_s:
+                await asyncio.sleep(self.coalesce_s)
+
+    def subscribe(self) -> Subscriber:
+        sub = Subscriber(self.queue_size)
+        self._subs.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        self._subs.discard(sub)
+
+    async def events(self, last_event_id: str | None) -> AsyncIterator[str]:
+        """The SSE text for one client, from after ``last_event_id`` (or from now). A client whose
+        ``last_event_id`` is older than the oldest entry kept gets ``event: reset`` first (reload
+        the list: some events were trimmed before it could read them)."""
+        sub = self.subscribe()
+        try:
+            yield "retry: 1000\n\n"
+            last = sid_key(last_event_id) if last_event_id else (0, 0)
+            if last_event_id:
+                first = await self.store.first_feed_id()
+                if first is not None and sid_key(first) > last:
+                    # what the client last saw was trimmed away: what followed may be too
+                    yield f"event: reset\ndata: {{\"oldest\": \"{first}\"}}\n\n"
+                after = last_event_id
+                while True:
+                    missed = await self.store.read_feed(after, count=500)
+                    if missed:
+                        yield "".join(_sse(e) for e in missed)
+                    if len(missed) < 500:
+                        break
+                    after = missed[-1].stream_id
+                if missed:
+                    last = sid_key(missed[-1].stream_id)
+                elif after != last_event_id:
+                    last = sid_key(after)
+            while not sub.overflowed.is_set():
+                try:
+                    batches = [await asyncio.wait_for(sub.queue.get(), HEARTBEAT_S)]
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                while not sub.queue.empty() and len(batches) < 50:  # catch up in one write
+                    batches.append(sub.queue.get_nowait())
+                text = "".join(t for b in batches for key, t in b if key > last)  # <= last: sent in catch-up
+                if text:
+                    yield text
+        finally:
+            self.unsubscribe(sub)
+
+
+def _sse(e: FeedEntry) -> str:
+    return f"id: {e.stream_id}\nevent: alert\ndata: {feed_event_json(e)}\n\n"

@@ -1,0 +1,275 @@
+"""`camera-hub demo`: the whole system on the demo city, under one supervisor.
+
+Starts, as child processes: a private Redis (unless one is given), the camera simulator, the
+ingest worker(s) and the API with the operator page. Each part owns its own start and stop
+(its own CLI command); this module only writes the runtime config and supervises. Ctrl-C
+stops everything in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import typer
+
+from camera_hub.config import CityConfig, load_config
+from camera_hub.redact import mask_text
+from camera_hub.sim.demo_city import dump_yaml
+
+DEMO_CONFIG = Path("config/demo-city")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def live_subset(cfg: CityConfig, n_community: int) -> set[str]:
+    """The cameras the simulator serves: the first N community cameras and every lookout."""
+    community = [c.id for c in cfg.cameras if c.kind == "community"][:n_community]
+    return set(community) | {c.id for c in cfg.cameras if c.kind == "lookout"}
+
+
+def write_runtime_config(src: Path, out: Path, *, live: set[str], sim_port: int, redis_url: str,
+                         data_dir: Path, api_port: int) -> CityConfig:
+    """The demo city as this run sees it: live cameras point at the simulator's port, the rest
+    are disabled (counted as not yet connected, so coverage stays honest)."""
+    from camera_hub.config import camera_dump
+
+    cfg = load_config(src)
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src / "city.yaml", out / "city.yaml")
+    cameras = []
+    for cam in cfg.cameras:
+        data = camera_dump(cam)
+        if cam.id in live:
+            data["main_url"] = cam.main_url.with_host("127.0.0.1", sim_port).reveal()
+            if cam.sub_url is not None:
+                data["sub_url"] = cam.sub_url.with_host("127.0.0.1", sim_port).reveal()
+        else:
+            data["enabled"] = False
+        cameras.append(data)
+    (out / "cameras.yaml").write_text(dump_yaml({"cameras": cameras}), encoding="utf-8")
+    settings = cfg.settings.model_dump(mode="json")
+    settings["redis"]["url"] = redis_url
+    settings["alerts"]["data_dir"] = str(data_dir)
+    settings["api"]["port"] = api_port
+    (out / "settings.yaml").write_text(dump_yaml({"settings": settings}), encoding="utf-8")
+    return load_config(out)
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    proc: asyncio.subprocess.Process | None = None
+    tail: list[str] = field(default_factory=list)
+
+
+class Supervisor:
+    """Runs child processes, prefixes their output, and stops them all when one dies or on Ctrl-C."""
+
+    def __init__(self, quiet: Sequence[str] = ()) -> None:
+        self.children: list[Child] = []
+        self.quiet = set(quiet)  # children whose output is only kept for a failure report
+        self.stopping = False
+
+    async def start(self, name: str, argv: list[str]) -> Child:
+        child = Child(name, argv)
+        child.proc = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches only the supervisor; it stops children in order
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.children.append(child)
+        asyncio.create_task(self._pump(child))
+        return child
+
+    async def _pump(self, child: Child) -> None:
+        assert child.proc is not None and child.proc.stdout is not None
+        async for raw in child.proc.stdout:
+            line = mask_text(raw.decode(errors="replace").rstrip())
+            child.tail = (child.tail + [line])[-30:]
+            if child.name not in self.quiet:
+                typer.echo(f"[{child.name}] {line}")
+
+    async def watch(self) -> str | None:
+        """Return the name of the first child that exits (None while stopping)."""
+        waits = {asyncio.create_task(c.proc.wait()): c for c in self.children if c.proc}
+        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in waits:
+            if task not in done:
+                task.cancel()
+        return None if self.stopping else waits[next(iter(done))].name
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        self.stopping = True
+        for child in reversed(self.children):
+            proc = child.proc
+            if proc is None or proc.returncode is not None:
+                continue
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), grace_s)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+async def wait_http(url: str, limit_s: float, what: str, child: Child) -> None:
+    deadline = time.monotonic() + limit_s
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            if child.proc is not None and child.proc.returncode is not None:
+                raise RuntimeError(f"{what} exited with code {child.proc.returncode}:\n" + "\n".join(child.tail))
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(url)).status_code < 500:
+                    return
+            await asyncio.sleep(0.5)
+    raise RuntimeError(f"{what} did not answer at {url} within {limit_s:.0f} s:\n" + "\n".join(child.tail))
+
+
+def cli_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "camera_hub.cli", *args]
+
+
+async def start_private_redis(sup: Supervisor, data_dir: Path) -> str:
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise RuntimeError("redis-server not found on PATH. Install it (Debian/Ubuntu: sudo apt-get install "
+                           "redis-server; scripts/setup.sh does) or pass --redis-url redis://HOST:PORT/0")
+    port = free_port()
+    (data_dir / "redis").mkdir(parents=True, exist_ok=True)
+    child = await sup.start("redis", [exe, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+                                      "--appendonly", "no", "--dir", str(data_dir / "redis")])
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(f"redis://127.0.0.1:{port}/0")
+    try:
+        for _ in range(100):
+            if child.proc is not None and child.proc.returncode is not None:
+                raise RuntimeError("redis-server exited:\n" + "\n".join(child.tail))
+            with contextlib.suppress(Exception):
+                await client.ping()
+                return f"redis://127.0.0.1:{port}/0"
+            await asyncio.sleep(0.1)
+    finally:
+        await client.aclose()
+    raise RuntimeError("private redis-server did not answer within 10 s")
+
+
+async def create_demo_login(cfg: CityConfig, user: str, password: str) -> None:
+    import redis.asyncio as aioredis
+
+    from camera_hub.api.auth import create_user
+
+    client = aioredis.from_url(cfg.settings.redis.url)
+    try:
+        await create_user(client, cfg.settings.redis.prefix, user, "admin", password)
+    finally:
+        await client.aclose()
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    config: Path = DEMO_CONFIG
+    cameras: int = 40
+    workers: int = 1
+    api_port: int = 8080
+    redis_url: str | None = None
+    data_dir: Path = Path("data/demo")
+    user: str = "demo"
+    password: str = "demo-password"
+    open_browser: bool = True
+
+
+async def run_demo(opts: DemoOptions, ready: asyncio.Event | None = None) -> int:
+    """Bring the demo up, wait until a child exits or we are told to stop; return an exit code."""
+    sup = Supervisor(quiet=("redis",))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    data_dir = opts.data_dir.resolve()
+    try:
+        typer.echo("demo: starting Redis" if opts.redis_url is None else "demo: using the given Redis")
+        redis_url = opts.redis_url or await start_private_redis(sup, data_dir)
+        src = load_config(opts.config)
+        live = live_subset(src, opts.cameras)
+        sim_port, control_port = free_port(), free_port()
+        runtime_dir = data_dir / "config"
+        cfg = write_runtime_config(opts.config, runtime_dir, live=live, sim_port=sim_port, redis_url=redis_url,
+                                   data_dir=data_dir, api_port=opts.api_port)
+        typer.echo(f"demo: {len(live)} live cameras of {len(cfg.cameras)} in the registry "
+                   f"(the rest count as not yet connected)")
+        typer.echo("demo: starting the camera simulator (the first run renders and encodes the scenes: ~2 min)")
+        sim = await sup.start("sim", cli_argv("sim", "--config", str(runtime_dir), "--cameras", str(opts.cameras),
+                                              "--port", str(sim_port), "--control-port", str(control_port)))
+        await wait_http(f"http://127.0.0.1:{control_port}/cameras", 900, "the simulator", sim)
+        typer.echo("demo: starting the ingest worker(s) and loading the detector")
+        for i in range(opts.workers):
+            await sup.start(f"worker{i + 1}", cli_argv("worker", "--config", str(runtime_dir),
+                                                       "--worker-id", f"demo-{i + 1}",
+                                                       "--metrics-port", str(free_port())))
+        api = await sup.start("api", cli_argv("api", "--config", str(runtime_dir)))
+        url = f"http://{cfg.settings.api.host}:{cfg.settings.api.port}/"
+        await wait_http(url + "healthz", 120, "the API", api)
+        await create_demo_login(cfg, opts.user, opts.password)
+        typer.echo("")
+        typer.echo(f"  Camera Hub demo is up: {url}")
+        typer.echo(f"  log in as {opts.user!r} with password {opts.password!r}  (Ctrl-C stops everything)")
+        typer.echo("  scripted vending, crowding and tamper episodes raise alerts within the first minutes")
+        typer.echo("")
+        if opts.open_browser and (os.environ.get("DISPLAY") or sys.platform == "darwin"):
+            import webbrowser
+
+            webbrowser.open(url)
+        if ready is not None:
+            ready.set()
+        watcher = asyncio.create_task(sup.watch())
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait({watcher, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if watcher.done() and (dead := watcher.result()) is not None:
+            child = next(c for c in sup.children if c.name == dead)
+            typer.echo(f"demo: {dead} exited unexpectedly; last output:\n" + "\n".join(child.tail), err=True)
+            return 1
+        stopper.cancel()
+        return 0
+    except RuntimeError as exc:
+        typer.echo(f"demo: {mask_text(str(exc))}", err=True)
+        return 1
+    finally:
+        typer.echo("demo: stopping")
+        await sup.stop()
+
+
+def demo(
+    config: Path = typer.Option(DEMO_CONFIG, "--config", help="City config folder (default: the demo city)."),
+    cameras: int = typer.Option(40, "--cameras", min=1, help="Community cameras served live (plus the 4 lookouts)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Ingest worker processes."),
+    port: int = typer.Option(8080, "--port", help="API and operator page port."),
+    redis_url: str = typer.Option(None, "--redis-url", envvar="CAMERA_HUB_REDIS_URL",
+                                  help="Use this Redis instead of starting a private one."),
+    data_dir: Path = typer.Option(Path("data/demo"), "--data-dir", help="Runtime config, snapshots and clips."),
+    no_browser: bool = typer.Option(False, "--no-browser", help="Do not open a browser."),
+) -> None:
+    """Run the whole system on the demo city: simulator, worker(s), API and operator page."""
+    opts = DemoOptions(config=config, cameras=cameras, workers=workers, api_port=port, redis_url=redis_url,
+                       data_dir=data_dir, open_browser=not no_browser)
+    raise typer.Exit(asyncio.run(run_demo(opts)))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)

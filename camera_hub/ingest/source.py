@@ -1,0 +1,309 @@
+"""Source: one camera's RTSP connection, read by a thread of its own.
+
+PyAV releases the GIL while FFmpeg waits on the socket and decodes, so a thread per camera is
+cheap; the event loop never blocks on a camera. Timeouts go through FFmpeg's own ``timeout``
+option (microseconds, every socket wait): PyAV's ``av.open(timeout=)`` installs a Python
+callback that takes the GIL on every network poll and costs more than the decoding (DESIGN §6).
+
+State machine: ``starting`` → ``up`` → ``degraded`` (still delivering, but decode errors or no
+keyframe for ``no_keyframe_after_s``) → ``down`` with a reason (auth, not_found, refused,
+timeout, eof, stalled, decode_errors, error), then capped exponential backoff with full jitter
+and a new open through the process-wide :class:`OpenGate`. The URL (with its password) only
+ever goes to ``av.open``; errors are classified by type and their text masked before logging.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import av
+import av.error
+
+from camera_hub import metrics
+from camera_hub.config import RtspUrl
+from camera_hub.events import EncodedPacket, Sample, StreamInfo
+from camera_hub.ingest.backoff import Backoff, OpenGate
+from camera_hub.ingest.ring import PacketRing
+from camera_hub.ingest.sampler import DecodeError, Sampler
+from camera_hub.ingest.status import State
+from camera_hub.redact import mask_text
+
+log = logging.getLogger(__name__)
+
+DECODE_ERROR_WINDOW_S = 10.0
+DECODE_ERRORS_DEGRADED = 2  # errors inside the window that make a camera degraded
+STABLE_AFTER_S = 10.0  # a session up this long resets the backoff
+
+
+@dataclass(frozen=True, slots=True)
+class SourceOptions:
+    transport: Literal["tcp", "udp"] = "tcp"
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 5.0
+    no_keyframe_after_s: float = 30.0
+    analyzeduration_s: float = 0.5
+
+    @property
+    def socket_timeout_s(self) -> float:
+        # FFmpeg's RTSP demuxer has one socket timeout for connect and reads alike
+        return min(self.connect_timeout_s, self.read_timeout_s)
+
+    def ffmpeg_options(self) -> dict[str, str]:
+        return {
+            "rtsp_transport": self.transport,
+            "timeout": str(int(self.socket_timeout_s * 1e6)),
+            "fpsprobesize": "0",  # probing for fps takes ~2.8 s per open; 0 brings it near 0.6 s
+            "analyzeduration": str(int(self.analyzeduration_s * 1e6)),
+            "allowed_media_types": "video",
+        }
+
+
+def classify(exc: BaseException, *, reading: bool) -> str:
+    """The status reason for an FFmpeg/PyAV error (never its text: that may hold the URL)."""
+    if isinstance(exc, av.error.HTTPUnauthorizedError | av.error.HTTPForbiddenError):
+        return "auth"
+    if isinstance(exc, av.error.HTTPNotFoundError):
+        return "not_found"
+    if isinstance(exc, av.error.HTTPError | ConnectionRefusedError):
+        return "refused"
+    if isinstance(exc, TimeoutError):
+        return "stalled" if reading else "timeout"
+    if isinstance(exc, EOFError | ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
+        return "eof"
+    if isinstance(exc, av.error.InvalidDataError):
+        return "decode_errors" if reading else "error"
+    return "error"
+
+
+def parameter_sets(data: bytes, codec: str) -> bytes | None:
+    """The SPS/PPS (H.264) or VPS/SPS/PPS (H.265) NAL units of an Annex B keyframe, start codes
+    kept, or None: after an in-band resolution change they replace the SDP's extradata."""
+    out = bytearray()
+    parts = data.split(b"\x00\x00\x01")
+    for part in parts[1:]:
+        nal = part.rstrip(b"\x00")
+        if not nal:
+            continue
+        kind = (nal[0] >> 1) & 0x3F if codec == "hevc" else nal[0] & 0x1F
+        if (codec == "hevc" and kind in (32, 33, 34)) or (codec != "hevc" and kind in (7, 8)):
+            out += b"\x00\x00\x00\x01" + nal
+    return bytes(out) or None
+
+
+class Source:
+    """Reads one camera until :meth:`stop`; samples go to ``on_sample`` (called in the source
+    thread: it must be thread-safe), packets to ``ring``."""
+
+    def __init__(self, camera_id: str, url: RtspUrl, *, sampler: Sampler, ring: PacketRing, gate: OpenGate,
+                 backoff: Backoff, options: SourceOptions = SourceOptions(),
+                 on_sample: Callable[[Sample], None] | None = None,
+                 on_state: Callable[[Source], None] | None = None,
+                 motion: Callable[[Sample], object] | None = None,
+                 on_done: Callable[[], None] | None = None) -> None:
+        self.camera_id = camera_id
+        self._url = url
+        self.sampler = sampler
+        self.ring = ring
+        self.gate = gate
+        self.backoff = backoff
+        self.options = options
+        self._on_sample = on_sample
+        self._on_state = on_state
+        self._motion = motion
+        self._on_done = on_done
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.done = threading.Event()
+        # status, read by the worker's status loop (plain attributes: written by one thread)
+        self.state: State = "starting"
+        self.reason = ""
+        self.since = time.time()
+        self.state_version = 0
+        self.history: collections.deque[tuple[float, State, str]] = collections.deque(maxlen=32)
+        self.reconnects = 0
+        self.attempts: collections.deque[float] = collections.deque(maxlen=256)  # wall time of each open
+        self.packets = 0
+        self.bytes = 0
+        self.samples = 0
+        self.decode_errors = 0
+        self.last_frame_at: float | None = None
+        self.last_keyframe_at: float | None = None
+        self.width: int | None = None
+        self.height: int | None = None
+        self.codec = ""
+        self._error_times: collections.deque[float] = collections.deque(maxlen=16)
+        self._opened = 0.0
+
+    # ------------------------------------------------------------------ control
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"source-{self.camera_id}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the thread to end (it notices at the next packet or socket timeout); wait on ``done``."""
+        self._stop.set()
+
+    def _set_state(self, state: State, reason: str = "") -> None:
+        if (state, reason) == (self.state, self.reason):
+            return
+        if state == "down" or (state == "degraded" and self.state != "degraded"):
+            log.info("camera %s %s: %s", self.camera_id, state, reason)
+        self.state, self.reason, self.since = state, reason, time.time()
+        self.history.append((self.since, state, reason))
+        self.state_version += 1
+        if self._on_state is not None:
+            self._on_state(self)
+
+    # ------------------------------------------------------------------ thread
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                reason, up_for = self._session()
+                if self._stop.is_set():
+                    break
+                if up_for >= STABLE_AFTER_S:
+                    self.backoff.reset()
+                if reason == "timeout" and (self.state, self.reason) == ("down", "stalled"):
+                    reason = "stalled"  # the camera that went silent still does not answer
+                self.reconnects += 1
+                metrics.RECONNECTS.labels(camera=self.camera_id, reason=reason).inc()
+                self._set_state("down", reason)
+                self._stop.wait(self.backoff.next_delay())
+        except Exception:  # never let a camera take the worker down
+            log.exception("camera %s: source thread failed", self.camera_id)
+            self._set_state("down", "error")
+        finally:
+            self.done.set()
+            if self._on_done is not None:
+                self._on_done()
+
+    def _session(self) -> tuple[str, float]:
+        """One open-and-read; returns why it ended and how long it was up."""
+        container = None
+        with self.gate.hold(self._stop) as ok:
+            if not ok:
+                return "stopped", 0.0
+            t0 = time.time()
+            self.attempts.append(t0)  # a retry keeps "down" (and its since) until data flows
+            try:
+                container = av.open(self._url.reveal(), options=self.options.ffmpeg_options())
+            except Exception as exc:  # noqa: BLE001 - classified, never re-raised with the URL
+                reason = classify(exc, reading=False)
+                if reason in ("error", "eof") and time.time() - t0 >= 0.9 * self.options.socket_timeout_s:
+                    reason = "timeout"  # FFmpeg reports an unanswered DESCRIBE as invalid data
+                log.debug("camera %s open failed (%s): %s", self.camera_id, reason, mask_text(str(exc)))
+                return reason, 0.0
+        opened = time.time()
+        try:
+            return self._read(container), time.time() - opened
+        except Exception as exc:  # noqa: BLE001
+            reason = classify(exc, reading=True)
+            log.debug("camera %s read failed (%s): %s", self.camera_id, reason, mask_text(str(exc)))
+            return reason, time.time() - opened
+        finally:
+            container.close()
+
+    def _stream_info(self, stream: av.video.stream.VideoStream, extradata: bytes | None = None) -> StreamInfo:
+        ctx = stream.codec_context
+        return StreamInfo(codec=ctx.name, width=self.width or ctx.width, height=self.height or ctx.height,
+                          extradata=extradata or ctx.extradata, time_base=stream.time_base)
+
+    def _read(self, container: av.container.InputContainer) -> str:
+        stream = container.streams.video[0]
+        self.sampler.open(stream)
+        self.codec = stream.codec_context.name
+        self.width, self.height = stream.codec_context.width or None, stream.codec_context.height or None
+        self.ring.set_info(self._stream_info(stream))
+        self._opened = time.time()
+        self.last_keyframe_at = None
+        # FFmpeg's RTP depacketiser hands over one packet per slice, and the first packet after
+        # an open may have no timestamp. Packets are joined into whole frames (a frame is
+        # complete when the next timestamp arrives) until a keyframe shows how the camera sends
+        # its frames: most send one slice per frame, and from then on each packet is handled at
+        # once, without that frame of latency.
+        sliced: bool | None = None
+        last: av.Packet | None = None
+        parts: list[bytes] = []
+        received = 0.0
+        for pkt in container.demux(stream):
+            if self._stop.is_set():
+                return "stopped"
+            if pkt.size == 0:  # the empty packet that marks the end of the stream
+                continue
+            data = bytes(pkt)
+            same = last is not None and ((pkt.pts is not None and pkt.pts == last.pts)
+                                         or (last.pts is None and last.is_keyframe and pkt.is_keyframe))
+            if sliced is False:
+                if not same:
+                    last = pkt
+                    self._frame(pkt, [data], stream, time.time())
+                    continue
+                sliced, parts = True, []  # it is sliced after all: skip the rest of this frame,
+                self.ring.clear()  # and the ring restarts at the next keyframe
+            if same:
+                if parts:
+                    parts.append(data)
+                continue
+            if parts and last is not None:
+                if sliced is None and last.is_keyframe and last.pts is not None:
+                    sliced = len(parts) > 1
+                self._frame(last, parts, stream, received)
+            last, parts, received = pkt, [data], time.time()
+            if sliced is False:
+                self._frame(pkt, parts, stream, received)
+        return "eof"
+
+    def _frame(self, pkt: av.Packet, parts: list[bytes], stream: av.video.stream.VideoStream, now: float) -> None:
+        """One whole frame (its slices joined) into the ring, the sampler and the health checks."""
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        key = pkt.is_keyframe
+        self.packets += 1
+        self.bytes += len(data)
+        self.last_frame_at = now
+        if key:
+            self.last_keyframe_at = now
+        self.ring.append(EncodedPacket(data, pkt.pts, pkt.dts, key, stream.time_base, now))
+        if self.sampler.wants(key, now):
+            if len(parts) > 1:
+                whole = av.Packet(data)
+                whole.pts, whole.dts, whole.time_base = pkt.pts, pkt.dts, stream.time_base
+                pkt = whole
+            self._decode(pkt, stream, data, now)
+        self._health(now)
+
+    def _decode(self, pkt: av.Packet, stream: av.video.stream.VideoStream, data: bytes, now: float) -> None:
+        try:
+            sample = self.sampler.decode(pkt, now)
+        except (av.error.FFmpegError, DecodeError):
+            self.decode_errors += 1
+            self._error_times.append(now)
+            return
+        if sample is None:
+            return
+        h, w = sample.frame.shape[:2]
+        if (w, h) != (self.width, self.height):  # in-band resolution change: new SPS/PPS
+            self.width, self.height = w, h
+            self.ring.set_info(self._stream_info(stream, parameter_sets(data, self.codec)))
+            self.ring.append(EncodedPacket(data, pkt.pts, pkt.dts, True, stream.time_base, now))
+        if self._motion is not None:
+            self._motion(sample)
+        self.samples += 1
+        if self._on_sample is not None:
+            self._on_sample(sample)
+
+    def _health(self, now: float) -> None:
+        recent_errors = sum(1 for t in self._error_times if now - t < DECODE_ERROR_WINDOW_S) \
+            if self._error_times else 0
+        since_key = now - (self.last_keyframe_at or self._opened)
+        if recent_errors >= DECODE_ERRORS_DEGRADED:
+            self._set_state("degraded", "decode_errors")
+        elif since_key > self.options.no_keyframe_after_s:
+            self._set_state("degraded", "no_keyframe")
+        elif self.last_keyframe_at is not None:
+            self._set_state("up", "")

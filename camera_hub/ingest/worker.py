@@ -1,0 +1,295 @@
+"""Worker: one asyncio process holding a shard of cameras.
+
+Each camera's :class:`Source` reads in its own thread (blocking reads never touch the event
+loop); samples cross into the loop through a bounded :class:`SampleQueue` and go to a pluggable
+:class:`SampleConsumer` in batches. The loop also writes each camera's status to Redis and
+Prometheus and, with Redis, runs the :class:`Shard` that decides which cameras this process
+may read. The analysis consumer (detector, rules, alerts) is wired in by its owner; the default
+one only counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from camera_hub import metrics
+from camera_hub.analytics.motion import MotionGate
+from camera_hub.config import Camera, CityConfig
+from camera_hub.events import Sample
+from camera_hub.ingest.backoff import Backoff, OpenGate
+from camera_hub.ingest.queue import SampleQueue
+from camera_hub.ingest.ring import PacketRing
+from camera_hub.ingest.sampler import Sampler
+from camera_hub.ingest.shard import Shard
+from camera_hub.ingest.source import Source, SourceOptions
+from camera_hub.ingest.status import COVERING, CameraStatus, write_states
+
+log = logging.getLogger(__name__)
+
+
+class SampleConsumer(Protocol):
+    async def handle(self, samples: list[Sample]) -> None: ...
+
+
+class CountingConsumer:
+    """The default consumer: counts samples per camera and keeps their recent lag."""
+
+    def __init__(self, keep: int = 100_000) -> None:
+        self.total = 0
+        self.per_camera: collections.Counter[str] = collections.Counter()
+        self.lags: collections.deque[tuple[float, float]] = collections.deque(maxlen=keep)  # (t, lag)
+
+    async def handle(self, samples: list[Sample]) -> None:
+        now = time.time()
+        for s in samples:
+            self.total += 1
+            self.per_camera[s.camera_id] += 1
+            self.lags.append((s.t, now - s.t))
+
+
+def _quantile(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _to_loop(loop: asyncio.AbstractEventLoop, fn: Callable[..., object], *args: object) -> None:
+    """Hand a call from a source thread to the event loop (dropped once the loop is closed)."""
+    try:
+        loop.call_soon_threadsafe(fn, *args)
+    except RuntimeError:
+        pass
+
+
+class _Reported:
+    """What was last published for one camera (to compute rates and counter deltas)."""
+
+    __slots__ = ("t", "packets", "bytes", "decoded", "fps", "bitrate", "labels")
+
+    def __init__(self) -> None:
+        self.t = time.monotonic()
+        self.packets = self.bytes = self.decoded = 0
+        self.fps = self.bitrate = 0.0
+        self.labels: tuple[str, str] | None = None
+
+
+class Worker:
+    def __init__(self, cfg: CityConfig, *, worker_id: str, redis: Any | None = None, prefix: str | None = None,
+                 consumer: SampleConsumer | None = None, cameras: Sequence[Camera] | None = None,
+                 batch_size: int | None = None) -> None:
+        self.cfg = cfg
+        self.settings = cfg.settings.ingest
+        self.worker_id = worker_id
+        self.redis = redis
+        self.prefix = cfg.settings.redis.prefix if prefix is None else prefix
+        self.consumer: SampleConsumer = consumer or CountingConsumer()
+        self.cameras = {c.id: c for c in (cameras if cameras is not None else cfg.cameras) if c.enabled}
+        self.batch_size = batch_size or cfg.settings.detector.batch_size
+        self.gate = OpenGate(self.settings.max_opens_in_flight)
+        self.queue = SampleQueue(self.settings.queue_size)
+        self.sources: dict[str, Source] = {}
+        self._rings: dict[str, PacketRing] = {}
+        self._gates: dict[str, MotionGate] = {}
+        self._reported: dict[str, _Reported] = {}
+        self._done: dict[str, asyncio.Event] = {}
+        self._district = {g.id: d.id for d, _, _, g in cfg.grids()}
+        self._stopping = asyncio.Event()
+        self._dirty = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.shard: Shard | None = None
+        if redis is not None:
+            self.shard = Shard(redis, self.prefix, worker_id, self.cameras, start=self._start_camera,
+                               stop=self._stop_camera, heartbeat_s=self.settings.heartbeat_s,
+                               lease_ms=self.settings.lease_ms)
+
+    # ------------------------------------------------------------------ for consumers
+    def ring(self, camera_id: str) -> PacketRing | None:
+        """The camera's packet ring (pre-roll for clips), while this worker reads it."""
+        return self._rings.get(camera_id)
+
+    def motion_gate(self, camera_id: str) -> MotionGate | None:
+        return self._gates.get(camera_id)
+
+    def should_detect(self, sample: Sample) -> bool:
+        gate = self._gates.get(sample.camera_id)
+        return gate.should_detect(sample) if gate is not None else True
+
+    def stats(self, with_lags: bool = False) -> dict[str, Any]:
+        """Counters for benchmarks and ops; ``with_lags`` adds every kept (sample time, lag)."""
+        timed = list(self.consumer.lags) if isinstance(self.consumer, CountingConsumer) else []
+        lags = [lag for _, lag in timed]
+        states = collections.Counter(s.state for s in self.sources.values())
+        out = {"worker": self.worker_id, "cameras": len(self.sources), "states": dict(states),
+               "samples": self.queue.put_count, "dropped": self.queue.dropped,
+               "lag_p50": _quantile(lags, 0.5), "lag_p95": _quantile(lags, 0.95),
+               "reconnects": sum(s.reconnects for s in self.sources.values()), "opens_peak": self.gate.peak}
+        if with_lags:
+            out["lags"] = timed
+        return out
+
+    # ------------------------------------------------------------------ cameras
+    def _source_for(self, cam: Camera, done: asyncio.Event) -> Source:
+        s, det = self.settings, self.cfg.settings.detector
+        fps = s.fps_cameras.get(cam.id)
+        interval = 1.0 / fps if fps else (cam.sample_interval_s or s.sample_interval_s)
+        ring = self._rings.setdefault(cam.id, PacketRing(s.ring_seconds, s.ring_max_bytes))
+        gate = self._gates.setdefault(cam.id, MotionGate(det.motion_threshold, det.force_interval_s))
+        loop = self._loop
+        assert loop is not None
+        return Source(
+            cam.id, cam.ingest_url,
+            sampler=Sampler(cam.id, interval, keyframes_only=s.keyframes_only and not fps),
+            ring=ring, gate=self.gate, backoff=Backoff(s.backoff_base_s, s.backoff_cap_s, random.Random()),
+            options=SourceOptions(transport=cam.transport, connect_timeout_s=s.connect_timeout_s,
+                                  read_timeout_s=s.read_timeout_s, no_keyframe_after_s=s.no_keyframe_after_s),
+            on_sample=lambda sample: _to_loop(loop, self.queue.put, sample),
+            on_state=lambda _src: _to_loop(loop, self._dirty.set),
+            motion=gate.update,
+            on_done=lambda: _to_loop(loop, done.set),
+        )
+
+    async def _start_camera(self, camera_id: str) -> None:
+        if camera_id in self.sources or self._stopping.is_set():
+            return
+        done = self._done[camera_id] = asyncio.Event()
+        src = self._source_for(self.cameras[camera_id], done)
+        self.sources[camera_id] = src
+        self._reported[camera_id] = _Reported()
+        src.start()
+        self._dirty.set()
+
+    async def _stop_camera(self, camera_id: str) -> None:
+        """Stop reading a camera and return once its thread has ended (at the next packet, or
+        at the read timeout for a stalled stream)."""
+        src = self.sources.get(camera_id)
+        if src is None:
+            return
+        src.stop()
+        await self._done[camera_id].wait()
+        self._done.pop(camera_id, None)
+        self.sources.pop(camera_id, None)
+        self._rings.pop(camera_id, None)
+        self._gates.pop(camera_id, None)
+        self._forget_metrics(camera_id, self._reported.pop(camera_id, None))
+
+    # ------------------------------------------------------------------ status
+    def _camera_labels(self, cam: Camera) -> dict[str, str]:
+        grid = cam.grids[0]
+        return {"camera": cam.id, "district": self._district.get(grid, ""), "grid": grid, "kind": cam.kind}
+
+    def _forget_metrics(self, camera_id: str, rep: _Reported | None) -> None:
+        cam = self.cameras.get(camera_id)
+        for gauge, labels in ((metrics.CAMERA_UP, self._camera_labels(cam) if cam else None),
+                              (metrics.CAMERA_STATE, {"camera": camera_id, "state": rep.labels[0],
+                                                      "reason": rep.labels[1]} if rep and rep.labels else None)):
+            if labels:
+                try:
+                    gauge.remove(*labels.values())
+                except KeyError:
+                    pass
+
+    def _snapshot(self, cid: str, src: Source, rep: _Reported, force: bool) -> CameraStatus | None:
+        mono = time.monotonic()
+        dt = mono - rep.t
+        state, reason, since = src.state, src.reason, src.since
+        if state != "down" and src.last_frame_at is not None \
+                and time.time() - src.last_frame_at > self.settings.stall_after_s:
+            # the connection looks alive but no frame came for too long (its reader is still
+            # blocked in FFmpeg and will say why once its socket times out)
+            state, reason, since = "down", "stalled", src.last_frame_at
+        if not force and (state, reason) == rep.labels and dt < self.settings.status_interval_s:
+            return None
+        packets, nbytes, decoded = src.packets, src.bytes, src.sampler.decoded
+        if dt > 0.5:  # rates over at least half a second; a forced write in between reuses them
+            metrics.PACKETS.labels(camera=cid).inc(packets - rep.packets)
+            metrics.BYTES.labels(camera=cid).inc(nbytes - rep.bytes)
+            metrics.FRAMES_DECODED.labels(camera=cid).inc(decoded - rep.decoded)
+            rep.fps = (packets - rep.packets) / dt
+            rep.bitrate = (nbytes - rep.bytes) * 8 / dt
+            rep.t, rep.packets, rep.bytes, rep.decoded = mono, packets, nbytes, decoded
+        fps, bitrate = rep.fps, rep.bitrate
+        if rep.labels != (state, reason):
+            cam = self.cameras[cid]
+            metrics.CAMERA_UP.labels(**self._camera_labels(cam)).set(1 if state in COVERING else 0)
+            if rep.labels and rep.labels != (state, reason):
+                metrics.CAMERA_STATE.labels(camera=cid, state=rep.labels[0], reason=rep.labels[1]).set(0)
+            metrics.CAMERA_STATE.labels(camera=cid, state=state, reason=reason).set(1)
+            rep.labels = (state, reason)
+        return CameraStatus(camera_id=cid, state=state, reason=reason, since=since,
+                            last_frame_at=src.last_frame_at, fps=round(fps, 2), bitrate=round(bitrate),
+                            width=src.width, height=src.height, codec=src.codec, reconnects=src.reconnects,
+                            worker=self.worker_id, updated_at=time.time())
+
+    async def publish_status(self, force: bool = False) -> list[CameraStatus]:
+        out = []
+        for cid, src in list(self.sources.items()):
+            rep = self._reported.get(cid)
+            if rep is not None and (st := self._snapshot(cid, src, rep, force)) is not None:
+                out.append(st)
+        metrics.WORKER_CAMERAS.labels(worker=self.worker_id).set(len(self.sources))
+        if out and self.redis is not None:
+            await write_states(self.redis, self.prefix, out)
+        return out
+
+    async def _status_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await asyncio.wait_for(self._dirty.wait(), min(1.0, self.settings.status_interval_s))
+            except TimeoutError:
+                pass
+            self._dirty.clear()
+            try:
+                await self.publish_status()
+            except Exception as exc:  # noqa: BLE001 - Redis away: statuses are refreshed later
+                log.warning("status publish failed: %s", type(exc).__name__)
+            await asyncio.sleep(0.1)  # coalesce bursts of state changes
+
+    # ------------------------------------------------------------------ samples
+    async def _consume_loop(self) -> None:
+        while True:
+            batch = await self.queue.get_batch(self.batch_size)
+            now = time.time()
+            for s in batch:
+                metrics.FRAME_LAG.observe(now - s.t)
+            try:
+                await self.consumer.handle(batch)
+            except Exception:  # a consumer bug must not stop ingest
+                log.exception("sample consumer failed")
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._tasks = [asyncio.create_task(self._consume_loop()), asyncio.create_task(self._status_loop())]
+        if self.shard is not None:
+            self._tasks.append(asyncio.create_task(self.shard.run(self._stopping)))
+        else:
+            for cid in self.cameras:
+                await self._start_camera(cid)
+
+    async def stop(self) -> None:
+        """Graceful: stop every reader, release leases at once, leave the member set."""
+        self._stopping.set()
+        if self.shard is not None:
+            try:
+                await self.shard.leave()
+            except Exception as exc:  # noqa: BLE001
+                log.warning("could not release leases: %s", type(exc).__name__)
+        await asyncio.gather(*(self._stop_camera(cid) for cid in list(self.sources)))
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
