@@ -100,7 +100,7 @@ def spawn_worker(tmp: Path, w: int, redis_url: str) -> subprocess.Popen:
     with (tmp / f"w{w}.log").open("w") as err:
         return subprocess.Popen(
             [sys.executable, "-m", "camera_hub.cli", "worker", "--config", str(tmp / "city.yaml"),
-             "--worker-id", f"w{w}", "--redis-url", redis_url, "--log-level", "WARNING",
+             "--worker-id", f"w{w}", "--redis-url", redis_url, "--ingest-only", "--log-level", "WARNING",
              "--stats-json", str(tmp / f"w{w}.json")], cwd=REPO, stdout=subprocess.DEVNULL, stderr=err)
 
 

@@ -28,6 +28,8 @@ from camera_hub.redact import mask_text
 from camera_hub.sim.demo_city import dump_yaml
 
 DEMO_CONFIG = Path("config/demo-city")
+DEMO_OFFLINE_GRACE_S = 30.0  # shorter than a city's default so the scripted outage shows quickly
+OUTAGE_AFTER_S, OUTAGE_S = 20.0, 240.0  # one camera loses power 20 s in, for 4 minutes
 
 
 def free_port() -> int:
@@ -66,6 +68,7 @@ def write_runtime_config(src: Path, out: Path, *, live: set[str], sim_port: int,
     settings["redis"]["url"] = redis_url
     settings["alerts"]["data_dir"] = str(data_dir)
     settings["api"]["port"] = api_port
+    settings["alerts"]["offline_grace_s"] = DEMO_OFFLINE_GRACE_S
     (out / "settings.yaml").write_text(dump_yaml({"settings": settings}), encoding="utf-8")
     return load_config(out)
 
@@ -182,6 +185,15 @@ async def create_demo_login(cfg: CityConfig, user: str, password: str) -> None:
         await client.aclose()
 
 
+async def scripted_outage(control_port: int, camera_id: str) -> None:
+    """Cut one simulated camera off (connections dropped, new ones refused) for the offline alert."""
+    await asyncio.sleep(OUTAGE_AFTER_S)
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        with contextlib.suppress(httpx.HTTPError):
+            await client.post(f"http://127.0.0.1:{control_port}/cameras/{camera_id}/fault",
+                              json={"kind": "restart", "duration_s": OUTAGE_S})
+
+
 @dataclass(frozen=True)
 class DemoOptions:
     config: Path = DEMO_CONFIG
@@ -236,6 +248,9 @@ async def run_demo(opts: DemoOptions, ready: asyncio.Event | None = None) -> int
             import webbrowser
 
             webbrowser.open(url)
+        outage_camera = [c for c in sorted(live) if c.startswith("cam-")][-1]
+        outage = asyncio.create_task(scripted_outage(control_port, outage_camera))
+        typer.echo(f"  camera {outage_camera} will go offline {OUTAGE_AFTER_S:.0f} s from now (scripted outage)")
         if ready is not None:
             ready.set()
         watcher = asyncio.create_task(sup.watch())
@@ -246,6 +261,7 @@ async def run_demo(opts: DemoOptions, ready: asyncio.Event | None = None) -> int
             typer.echo(f"demo: {dead} exited unexpectedly; last output:\n" + "\n".join(child.tail), err=True)
             return 1
         stopper.cancel()
+        outage.cancel()
         return 0
     except RuntimeError as exc:
         typer.echo(f"demo: {mask_text(str(exc))}", err=True)

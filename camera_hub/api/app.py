@@ -30,7 +30,7 @@ from camera_hub.api.feed import FeedHub
 from camera_hub.api.models import Health
 from camera_hub.api.routes import router
 from camera_hub.config import CityConfig
-from camera_hub.coverage import CoverageTracker
+from camera_hub.coverage import CoverageTracker, export_coverage_forever
 
 WEB_DIR = Path(__file__).parent / "web"
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/api/v1/auth/login", "/openapi.json", "/docs",
@@ -117,12 +117,20 @@ def create_app(cfg: CityConfig, *, redis_url: str | None = None, prefix: str | N
                               login_attempts_per_min=settings.api.login_attempts_per_min)
         await hub.start()
         keeper = asyncio.create_task(housekeeping(store, interval_s=housekeeping_s), name="alert-housekeeping")
+        # the coverage gauges come from one process per city: the API (workers know only their shard)
+        stop_coverage = asyncio.Event()
+        coverage = asyncio.create_task(
+            export_coverage_forever(cfg, redis, key_prefix, stop_coverage, tracker=app.state.coverage_tracker),
+            name="coverage-export")
         try:
             yield
         finally:
+            stop_coverage.set()
             keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
+            coverage.cancel()
+            for task in (keeper, coverage):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await hub.stop()
             await hub.store.redis.aclose()
             await redis.aclose()

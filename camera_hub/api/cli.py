@@ -27,7 +27,8 @@ def users_add(
     password: bool = typer.Option(False, "--password", help="Also set a password (asked for) for the login form."),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from standard input."),
     config: Path = typer.Option(DEFAULT_CONFIG, "--config", help="City config folder or file."),
-    redis_url: str = typer.Option(None, "--redis", help="Redis URL (default: settings.redis.url)."),
+    redis_url: str = typer.Option(None, "--redis-url", envvar="CAMERA_HUB_REDIS_URL",
+                                 help="Redis URL (default: settings.redis.url)."),
     ttl_days: float = typer.Option(365.0, "--ttl-days", help="Token lifetime."),
 ) -> None:
     """Add or update a user and print a new API token for it."""
@@ -78,7 +79,8 @@ def api(
     config: Path = typer.Option(DEFAULT_CONFIG, "--config", help="City config folder or file."),
     host: str = typer.Option(None, "--host", help="Default: settings.api.host."),
     port: int = typer.Option(None, "--port", help="Default: settings.api.port."),
-    redis_url: str = typer.Option(None, "--redis", help="Redis URL (default: settings.redis.url)."),
+    redis_url: str = typer.Option(None, "--redis-url", envvar="CAMERA_HUB_REDIS_URL",
+                                 help="Redis URL (default: settings.redis.url)."),
     data_dir: Path = typer.Option(None, "--data-dir", help="Snapshots and clips (default: settings.alerts.data_dir)."),
 ) -> None:
     """Serve the HTTP API and the operator page."""

@@ -16,12 +16,18 @@ def register(app: typer.Typer) -> None:
 
 def worker(
     config: Annotated[Path, typer.Option("--config", help="City config folder or YAML file")],
-    worker_id: Annotated[str | None, typer.Option("--worker-id", help="Default: host-pid")] = None,
-    redis_url: Annotated[str | None, typer.Option("--redis-url", help="Default: settings.redis.url")] = None,
+    worker_id: Annotated[str | None, typer.Option("--worker-id", envvar="CAMERA_HUB_WORKER_ID",
+                                                  help="Default: host-pid")] = None,
+    redis_url: Annotated[str | None, typer.Option("--redis-url", envvar="CAMERA_HUB_REDIS_URL",
+                                                  help="Default: settings.redis.url")] = None,
     prefix: Annotated[str | None, typer.Option("--prefix", help="Redis key prefix")] = None,
     metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="Serve /metrics here")] = None,
     cameras: Annotated[int | None, typer.Option("--cameras", help="Only the first N cameras")] = None,
     stats_json: Annotated[Path | None, typer.Option("--stats-json", help="Write counters here on exit")] = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Snapshots, clips and the alert spool "
+                                                  "(default: settings.alerts.data_dir)")] = None,
+    ingest_only: Annotated[bool, typer.Option("--ingest-only", help="Only ingest: no detector, rules or alerts "
+                                              "(for capacity tests)")] = False,
     log_level: Annotated[str, typer.Option("--log-level")] = "INFO",
 ) -> None:
     """Ingest a shard of the city's cameras: RTSP sources, sampling, packet rings, status, leases."""
@@ -60,11 +66,21 @@ def worker(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        w = Worker(cfg, worker_id=wid, redis=client, prefix=prefix, cameras=cams)
+        consumer = None
+        if not ingest_only:
+            from camera_hub.pipeline import build_consumer
+
+            typer.echo(f"worker {wid}: loading detector {cfg.settings.detector.model}", err=True)
+            consumer = build_consumer(cfg, client, prefix=prefix, data_dir=data_dir,
+                                      clip_source_for=lambda cid: w.ring(cid))
+            await consumer.start()
+        w = Worker(cfg, worker_id=wid, redis=client, prefix=prefix, cameras=cams, consumer=consumer)
         typer.echo(f"worker {wid}: {len(cams)} cameras in the pool", err=True)
         try:
             await w.run(stop)
         finally:
+            if consumer is not None:
+                await consumer.stop()
             if stats_json is not None:
                 stats_json.write_text(json.dumps(w.stats(with_lags=True)))
             await client.aclose()

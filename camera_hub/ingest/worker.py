@@ -98,6 +98,7 @@ class Worker:
         self._rings: dict[str, PacketRing] = {}
         self._gates: dict[str, MotionGate] = {}
         self._reported: dict[str, _Reported] = {}
+        self._changes: list[tuple[str, str, str, float | None]] = []  # camera, state, reason, since
         self._done: dict[str, asyncio.Event] = {}
         self._district = {g.id: d.id for d, _, _, g in cfg.grids()}
         self._stopping = asyncio.Event()
@@ -217,6 +218,7 @@ class Worker:
             rep.t, rep.packets, rep.bytes, rep.decoded = mono, packets, nbytes, decoded
         fps, bitrate = rep.fps, rep.bitrate
         if rep.labels != (state, reason):
+            self._changes.append((cid, state, reason, since))
             cam = self.cameras[cid]
             metrics.CAMERA_UP.labels(**self._camera_labels(cam)).set(1 if state in COVERING else 0)
             if rep.labels and rep.labels != (state, reason):
@@ -237,6 +239,11 @@ class Worker:
         metrics.WORKER_CAMERAS.labels(worker=self.worker_id).set(len(self.sources))
         if out and self.redis is not None:
             await write_states(self.redis, self.prefix, out)
+        # the analysis consumer's offline rule counts its grace period from each change
+        changes, self._changes = self._changes, []
+        notify = getattr(self.consumer, "camera_state", None)
+        for cid, state, reason, since in changes if notify is not None else ():
+            await notify(cid, state, reason, since)
         return out
 
     async def _status_loop(self) -> None:

@@ -141,7 +141,7 @@ def build(seed: int = SEED, progress: Callable[[str], None] | None = None) -> di
             "grids": district_grids[:6],
             "zones": [
                 {"id": "square", "name": "Plaza", "polygon": SQUARE,
-                 "rules": [{"type": "crowding", "min_people": 10, "min_duration_s": 20.0}]},
+                 "rules": [{"type": "crowding", "min_people": 25, "min_duration_s": 20.0}]},
                 {"id": "view", "name": "Whole view", "polygon": VIEW, "rules": [{"type": "tamper"}]},
             ],
         })

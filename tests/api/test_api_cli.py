@@ -36,7 +36,7 @@ def test_users_add_then_api_serves_with_that_token(tmp_path) -> None:
     proc = None
     try:
         out = subprocess.run([*cli, "users", "add", "ops1", "--role", "operator", "--config", str(cfg_dir),
-                              "--redis", REDIS_URL, "--password-stdin"], input="correct horse\n",
+                              "--redis-url", REDIS_URL, "--password-stdin"], input="correct horse\n",
                              capture_output=True, text=True, timeout=60, cwd=REPO)
         assert out.returncode == 0, out.stderr
         token = out.stdout.strip()
@@ -44,7 +44,7 @@ def test_users_add_then_api_serves_with_that_token(tmp_path) -> None:
         bad = subprocess.run([*cli, "users", "add", "x", "--role", "root", "--config", str(cfg_dir)],
                              capture_output=True, text=True, timeout=60, cwd=REPO)
         assert bad.returncode == 2 and "unknown role" in bad.stderr
-        proc = subprocess.Popen([*cli, "api", "--config", str(cfg_dir), "--redis", REDIS_URL, "--port", str(port),
+        proc = subprocess.Popen([*cli, "api", "--config", str(cfg_dir), "--redis-url", REDIS_URL, "--port", str(port),
                                  "--data-dir", str(tmp_path / "data")], cwd=REPO,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 30

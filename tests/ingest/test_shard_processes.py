@@ -64,7 +64,7 @@ def spawn_worker(cfg_path: Path, wid: str, log_path: Path) -> subprocess.Popen:
     with log_path.open("w") as err:
         return subprocess.Popen(
             [sys.executable, "-m", "camera_hub.cli", "worker", "--config", str(cfg_path), "--worker-id", wid,
-             "--redis-url", REDIS_URL, "--log-level", "INFO"],
+             "--redis-url", REDIS_URL, "--ingest-only", "--log-level", "INFO"],
             cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.DEVNULL, stderr=err)
 
 
