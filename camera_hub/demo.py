@@ -231,10 +231,13 @@ async def run_demo(opts: DemoOptions, ready: asyncio.Event | None = None) -> int
                                               "--port", str(sim_port), "--control-port", str(control_port)))
         await wait_http(f"http://127.0.0.1:{control_port}/cameras", 900, "the simulator", sim)
         typer.echo("demo: starting the ingest worker(s) and loading the detector")
+        metrics_urls = []
         for i in range(opts.workers):
+            metrics_port = free_port()
             await sup.start(f"worker{i + 1}", cli_argv("worker", "--config", str(runtime_dir),
                                                        "--worker-id", f"demo-{i + 1}",
-                                                       "--metrics-port", str(free_port())))
+                                                       "--metrics-port", str(metrics_port)))
+            metrics_urls.append(f"http://127.0.0.1:{metrics_port}/metrics")
         api = await sup.start("api", cli_argv("api", "--config", str(runtime_dir)))
         url = f"http://{cfg.settings.api.host}:{cfg.settings.api.port}/"
         await wait_http(url + "healthz", 120, "the API", api)
@@ -242,6 +245,7 @@ async def run_demo(opts: DemoOptions, ready: asyncio.Event | None = None) -> int
         typer.echo("")
         typer.echo(f"  Camera Hub demo is up: {url}")
         typer.echo(f"  log in as {opts.user!r} with password {opts.password!r}  (Ctrl-C stops everything)")
+        typer.echo(f"  Prometheus metrics: {url}metrics " + " ".join(metrics_urls))
         typer.echo("  scripted vending, crowding and tamper episodes raise alerts within the first minutes")
         typer.echo("")
         if opts.open_browser and (os.environ.get("DISPLAY") or sys.platform == "darwin"):

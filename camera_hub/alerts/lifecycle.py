@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import get_args
 
 from camera_hub import metrics
 from camera_hub.alerts.model import Alert
 from camera_hub.alerts.store import AlertStore
+from camera_hub.events import AlertType
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,8 @@ def _count_breach(alert: Alert) -> None:
 
 async def housekeeping(store: AlertStore, *, interval_s: float = 5.0, trim_every_s: float = 600.0) -> None:
     """Forever: mark SLA breaches (each counted once across processes), refresh gauges, trim."""
+    for alert_type in get_args(AlertType):  # 0 series from the start: "no breach" is data, not a gap
+        metrics.SLA_BREACHES.labels(alert_type)
     last_trim = 0.0
     while True:
         try:

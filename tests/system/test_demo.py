@@ -3,7 +3,9 @@ tamper, camera_offline), the operator page shows them in headless Chromium, Ctrl
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -14,8 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
 TYPES = {"vending", "crowding", "tamper", "camera_offline"}
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -63,6 +67,10 @@ def test_demo_raises_every_alert_type_and_stops_cleanly(tmp_path: Path) -> None:
         assert 0 < coverage["city"]["covered"] < coverage["city"]["grids"]  # only the live subset covers
         if CHROMIUM.exists():
             check_operator_page(base)
+        metrics_line = next(ln for ln in lines if "Prometheus metrics:" in ln)
+        targets = [u.split("//")[1].split("/")[0] for u in metrics_line.split()[2:]]
+        if shutil.which("prometheus"):
+            check_dashboard_queries(targets[0], targets[1:], tmp_path / "prom")
         assert "demo-only-password" not in "".join(lines)  # camera passwords never printed
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does in a terminal
@@ -71,6 +79,45 @@ def test_demo_raises_every_alert_type_and_stops_cleanly(tmp_path: Path) -> None:
     assert "demo: stopping" in "".join(lines)
     left = subprocess.run(["pgrep", "-f", str(tmp_path / "demo")], capture_output=True, text=True).stdout
     assert left.strip() == "", f"children left running: {left}"
+
+
+def check_dashboard_queries(api: str, workers: list[str], folder: Path) -> None:
+    """Debian's Prometheus scrapes the running demo with our rules; every Grafana panel's query
+    must parse and return data."""
+    folder.mkdir()
+    cfg = {"global": {"scrape_interval": "2s", "evaluation_interval": "2s"},
+           "rule_files": [str(DEPLOY / "prometheus" / "rules" / "camera_hub.rules.yml")],
+           "scrape_configs": [{"job_name": "camera-hub-api", "static_configs": [{"targets": [api]}]},
+                              {"job_name": "camera-hub-worker", "static_configs": [{"targets": workers}]}]}
+    (folder / "prometheus.yml").write_text(yaml.safe_dump(cfg))
+    port = free_port()
+    prom = subprocess.Popen(["prometheus", f"--config.file={folder / 'prometheus.yml'}",
+                             f"--storage.tsdb.path={folder / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    queries = [(panel["title"], t["expr"])
+               for path in sorted((DEPLOY / "grafana" / "dashboards").glob("*.json"))
+               for panel in json.loads(path.read_text())["panels"] for t in panel["targets"]]
+    try:
+        empty: list[str] = []
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            time.sleep(3)
+            empty = []
+            for title, expr in queries:
+                try:
+                    res = httpx.get(f"http://127.0.0.1:{port}/api/v1/query", params={"query": expr}).json()
+                except httpx.HTTPError:
+                    empty.append(f"{title}: Prometheus not answering")
+                    continue
+                assert res["status"] == "success", f"{title}: {expr}: {res}"
+                if not res["data"]["result"]:
+                    empty.append(f"{title}: {expr}")
+            if not empty:
+                return
+        raise AssertionError("panels without data:\n" + "\n".join(empty))
+    finally:
+        prom.terminate()
+        prom.wait(30)
 
 
 def check_operator_page(base: str) -> None:
