@@ -156,7 +156,7 @@ def build(seed: int = SEED, progress: Callable[[str], None] | None = None) -> di
     settings = {"settings": {
         "redis": {"url": "redis://127.0.0.1:6379/0", "prefix": "ch:"},
         "ingest": {"sample_interval_s": 2.0},
-        "alerts": {"data_dir": "data", "cooldown_s": 120.0, "pre_roll_s": 5.0, "post_roll_s": 5.0,
+        "alerts": {"data_dir": "data", "cooldown_s": 30.0, "pre_roll_s": 5.0, "post_roll_s": 5.0,
                    "sla_hours": {"default": 30.0}},
         "api": {"host": "127.0.0.1", "port": 8080},
     }}
