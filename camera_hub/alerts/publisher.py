@@ -29,6 +29,7 @@ from camera_hub.alerts.store import AlertStore
 from camera_hub.clips import ClipSource, write_clip
 from camera_hub.config import CityConfig
 from camera_hub.events import Episode
+from camera_hub.registry import district_of_grid
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutE
 
 def camera_places(cfg: CityConfig) -> dict[str, tuple[str, str]]:
     """camera id → (its first grid, that grid's district id)."""
-    district_of = {g.id: d.id for d, _, _, g in cfg.grids()}
+    district_of = district_of_grid(cfg)
     return {c.id: (c.grids[0], district_of.get(c.grids[0], "")) for c in cfg.cameras}
 
 

@@ -31,6 +31,7 @@ from camera_hub.api.models import Health
 from camera_hub.api.routes import router
 from camera_hub.config import CityConfig
 from camera_hub.coverage import CoverageTracker, export_coverage_forever
+from camera_hub.registry import district_of_grid
 
 WEB_DIR = Path(__file__).parent / "web"
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/api/v1/auth/login", "/openapi.json", "/docs",
@@ -141,7 +142,7 @@ def create_app(cfg: CityConfig, *, redis_url: str | None = None, prefix: str | N
     app.state.prefix = key_prefix
     app.state.data_dir = folder
     app.state.coverage_tracker = CoverageTracker()
-    app.state.district_of_grid = {g.id: d.id for d, _, _, g in cfg.grids()}
+    app.state.district_of_grid = district_of_grid(cfg)
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
     app.add_exception_handler(RequestValidationError, _validation_handler)
 

@@ -29,6 +29,7 @@ from camera_hub.ingest.sampler import Sampler
 from camera_hub.ingest.shard import Shard
 from camera_hub.ingest.source import Source, SourceOptions
 from camera_hub.ingest.status import COVERING, CameraStatus, write_states
+from camera_hub.registry import district_of_grid
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ class Worker:
         self._reported: dict[str, _Reported] = {}
         self._changes: list[tuple[str, str, str, float | None]] = []  # camera, state, reason, since
         self._done: dict[str, asyncio.Event] = {}
-        self._district = {g.id: d.id for d, _, _, g in cfg.grids()}
+        self._district = district_of_grid(cfg)
         self._stopping = asyncio.Event()
         self._dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
