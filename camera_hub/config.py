@@ -281,6 +281,7 @@ class RedisSettings(_Strict):
 class IngestSettings(_Strict):
     sample_interval_s: float = Field(2.0, gt=0)
     keyframes_only: bool = True
+    skip_loop_filter: bool = True  # keyframe-only decoding skips deblocking (see ingest/sampler.py)
     ring_seconds: float = Field(10.0, gt=0)
     ring_max_bytes: int = Field(8 * 1024 * 1024, gt=0)
     connect_timeout_s: float = Field(5.0, gt=0)
@@ -294,6 +295,9 @@ class IngestSettings(_Strict):
     lease_ms: int = Field(6000, ge=1000)  # a dead worker's cameras move within ~lease + one tick
     no_keyframe_after_s: float = Field(30.0, gt=0)  # no keyframe this long: degraded (no_keyframe)
     status_interval_s: float = Field(2.0, gt=0)  # how often each camera's status hash is refreshed
+    # native: Camera Hub's own RTSP/TCP reader for rtsp:// over TCP (rtsps:// and UDP always go
+    # through FFmpeg); pyav: FFmpeg's RTSP demuxer for every camera
+    receiver: Literal["native", "pyav"] = "native"
     fps_cameras: dict[str, float] = {}  # camera id -> N: decode every frame, sample N per second
 
 

@@ -14,7 +14,7 @@ import av
 import av.error
 from av.video.reformatter import VideoReformatter
 
-from camera_hub.events import Sample
+from camera_hub.events import EncodedPacket, Sample, StreamInfo
 
 
 class DecodeError(Exception):
@@ -26,17 +26,29 @@ _DUE_SLACK = 0.9
 
 
 class Sampler:
-    def __init__(self, camera_id: str, interval_s: float, keyframes_only: bool = True) -> None:
+    def __init__(self, camera_id: str, interval_s: float, keyframes_only: bool = True,
+                 skip_loop_filter: bool = True) -> None:
         self.camera_id = camera_id
         self.interval_s = interval_s
         self.keyframes_only = keyframes_only
+        # A keyframe decoded alone can skip the deblocking filter: no later frame predicts from
+        # it here, so nothing drifts. 30 % cheaper at 1080p for a picture within ~39 dB PSNR of
+        # the filtered one (benchmarks/README.md). Never with every frame decoded: errors would
+        # accumulate along the GOP.
+        self.skip_loop_filter = skip_loop_filter and keyframes_only
         self.decoded = 0
         self._ctx: av.codec.context.CodecContext | None = None
         self._last_t: float | None = None
         self._reformatter = VideoReformatter()
 
-    def open(self, stream: av.video.stream.VideoStream) -> None:
-        ctx = stream.codec_context
+    def open(self, info: StreamInfo) -> None:
+        """A fresh decoder for a new session: codec and parameter sets (Annex B) from ``info``;
+        without them the decoder takes them from the first keyframe."""
+        ctx = av.CodecContext.create(info.codec, "r")
+        if self.skip_loop_filter:
+            ctx.options = {"skip_loop_filter": "all"}
+        if info.extradata:
+            ctx.extradata = info.extradata
         ctx.thread_count = 1
         ctx.thread_type = "NONE"
         if self.keyframes_only:
@@ -51,10 +63,12 @@ class Sampler:
         """Must this packet go to the decoder? (Cheap: called for every packet.)"""
         return not self.keyframes_only or (is_keyframe and self._due(now))
 
-    def decode(self, packet: av.Packet, now: float) -> Sample | None:
-        """Decode ``packet``; a Sample when a frame came out and one is due. Raises
+    def decode(self, pkt: EncodedPacket, now: float) -> Sample | None:
+        """Decode ``pkt`` (a whole frame); a Sample when a frame came out and one is due. Raises
         ``av.error.FFmpegError`` or :class:`DecodeError` on a corrupt packet."""
         assert self._ctx is not None
+        packet = av.Packet(pkt.data)
+        packet.pts, packet.dts = pkt.pts, pkt.dts
         frames = self._ctx.decode(packet)
         if not frames and self.keyframes_only:
             # a decoder with reorder delay holds the frame back: drain it now, the next

@@ -1,15 +1,18 @@
 """Source: one camera's RTSP connection, read by a thread of its own.
 
-PyAV releases the GIL while FFmpeg waits on the socket and decodes, so a thread per camera is
-cheap; the event loop never blocks on a camera. Timeouts go through FFmpeg's own ``timeout``
-option (microseconds, every socket wait): PyAV's ``av.open(timeout=)`` installs a Python
-callback that takes the GIL on every network poll and costs more than the decoding (DESIGN §6).
+Two readers hand out whole frames (Annex B) with the same contract: the native RTSP/TCP reader
+(:mod:`camera_hub.ingest.rtsp`, the default for ``rtsp://`` over TCP: about half the CPU of
+FFmpeg's demuxer, see benchmarks/README.md) and FFmpeg's demuxer through PyAV for ``rtsps://``
+and UDP. Both block in the camera's thread with the GIL released, so a thread per camera is
+cheap and the event loop never blocks on a camera. FFmpeg's timeouts go through its own
+``timeout`` option (microseconds, every socket wait): PyAV's ``av.open(timeout=)`` installs a
+Python callback that takes the GIL on every network poll (DESIGN §6).
 
 State machine: ``starting`` → ``up`` → ``degraded`` (still delivering, but decode errors or no
 keyframe for ``no_keyframe_after_s``) → ``down`` with a reason (auth, not_found, refused,
 timeout, eof, stalled, decode_errors, error), then capped exponential backoff with full jitter
 and a new open through the process-wide :class:`OpenGate`. The URL (with its password) only
-ever goes to ``av.open``; errors are classified by type and their text masked before logging.
+ever goes to the reader; errors are classified by type and their text masked before logging.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ import collections
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from fractions import Fraction
 from typing import Literal
 
 import av
@@ -29,7 +33,10 @@ from camera_hub import metrics
 from camera_hub.config import RtspUrl
 from camera_hub.events import EncodedPacket, Sample, StreamInfo
 from camera_hub.ingest.backoff import Backoff, OpenGate
+from camera_hub.ingest.reactor import Reactor, shared_reactor
+from camera_hub.ingest.reactor import Session as ReactorSession
 from camera_hub.ingest.ring import PacketRing
+from camera_hub.ingest.rtsp import RtspProtocolError, RtspReceiver, RtspStatusError
 from camera_hub.ingest.sampler import DecodeError, Sampler
 from camera_hub.ingest.status import State
 from camera_hub.redact import mask_text
@@ -44,6 +51,9 @@ STABLE_AFTER_S = 10.0  # a session up this long resets the backoff
 @dataclass(frozen=True, slots=True)
 class SourceOptions:
     transport: Literal["tcp", "udp"] = "tcp"
+    # native: our own RTSP/TCP reader (camera_hub.ingest.rtsp), for rtsp:// over TCP; FFmpeg's
+    # demuxer reads the rest (rtsps://, UDP) and is there to compare (benchmarks/ingest_capacity.py)
+    receiver: Literal["native", "pyav"] = "native"
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 5.0
     no_keyframe_after_s: float = 30.0
@@ -65,13 +75,17 @@ class SourceOptions:
 
 
 def classify(exc: BaseException, *, reading: bool) -> str:
-    """The status reason for an FFmpeg/PyAV error (never its text: that may hold the URL)."""
+    """The status reason for a reader's error (never its text: that may hold the URL)."""
+    if isinstance(exc, RtspStatusError):
+        return {401: "auth", 403: "auth", 404: "not_found"}.get(exc.status, "refused")
     if isinstance(exc, av.error.HTTPUnauthorizedError | av.error.HTTPForbiddenError):
         return "auth"
     if isinstance(exc, av.error.HTTPNotFoundError):
         return "not_found"
     if isinstance(exc, av.error.HTTPError | ConnectionRefusedError):
         return "refused"
+    if isinstance(exc, RtspProtocolError):
+        return "error"
     if isinstance(exc, TimeoutError):
         return "stalled" if reading else "timeout"
     if isinstance(exc, EOFError | ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
@@ -96,6 +110,43 @@ def parameter_sets(data: bytes, codec: str) -> bytes | None:
     return bytes(out) or None
 
 
+class PyAvReader:
+    """A session through FFmpeg's RTSP demuxer, handing out whole frames like the native reader.
+
+    FFmpeg's RTP depacketiser hands over one packet per slice, and the first packet after an
+    open may have no timestamp: packets are joined into a frame until the timestamp moves on.
+    """
+
+    def __init__(self, url: RtspUrl, options: SourceOptions) -> None:
+        self._container = av.open(url.reveal(), options=options.ffmpeg_options())
+        try:
+            self._stream = self._container.streams.video[0]
+        except IndexError:
+            self._container.close()
+            raise RtspProtocolError("no video stream") from None
+        ctx = self._stream.codec_context
+        self.info = StreamInfo(codec=ctx.name, width=ctx.width, height=ctx.height, extradata=ctx.extradata,
+                               time_base=self._stream.time_base)
+
+    def packets(self) -> Iterator[EncodedPacket]:
+        tb = self._stream.time_base
+        parts: list[bytes] = []
+        pts = dts = None
+        key, received = False, 0.0
+        for pkt in self._container.demux(self._stream):
+            if pkt.size == 0:  # the empty packet that marks the end of the stream
+                continue
+            if parts and ((pkt.pts is not None and pkt.pts == pts) or (pts is None and key and pkt.is_keyframe)):
+                parts.append(bytes(pkt))
+                continue
+            if parts:
+                yield EncodedPacket(b"".join(parts), pts, dts, key, tb, received)
+            parts, pts, dts, key, received = [bytes(pkt)], pkt.pts, pkt.dts, pkt.is_keyframe, time.time()
+
+    def close(self) -> None:
+        self._container.close()
+
+
 class Source:
     """Reads one camera until :meth:`stop`; samples go to ``on_sample`` (called in the source
     thread: it must be thread-safe), packets to ``ring``."""
@@ -105,7 +156,7 @@ class Source:
                  on_sample: Callable[[Sample], None] | None = None,
                  on_state: Callable[[Source], None] | None = None,
                  motion: Callable[[Sample], object] | None = None,
-                 on_done: Callable[[], None] | None = None) -> None:
+                 on_done: Callable[[], None] | None = None, reactor: Reactor | None = None) -> None:
         self.camera_id = camera_id
         self._url = url
         self.sampler = sampler
@@ -117,6 +168,8 @@ class Source:
         self._on_state = on_state
         self._motion = motion
         self._on_done = on_done
+        self._reactor = reactor  # None: the process's shared one
+        self._playing: ReactorSession | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.done = threading.Event()
@@ -139,6 +192,7 @@ class Source:
         self.codec = ""
         self._error_times: collections.deque[float] = collections.deque(maxlen=16)
         self._opened = 0.0
+        self._info = StreamInfo("h264", 0, 0, None, Fraction(1, 90000))  # the session's, once open
 
     # ------------------------------------------------------------------ control
     def start(self) -> None:
@@ -146,8 +200,11 @@ class Source:
         self._thread.start()
 
     def stop(self) -> None:
-        """Ask the thread to end (it notices at the next packet or socket timeout); wait on ``done``."""
+        """Ask the thread to end (at once for a native session, else at the next packet or socket
+        timeout); wait on ``done``."""
         self._stop.set()
+        if (playing := self._playing) is not None:
+            (self._reactor or shared_reactor()).remove(playing)
 
     def _set_state(self, state: State, reason: str = "") -> None:
         if (state, reason) == (self.state, self.reason):
@@ -185,14 +242,13 @@ class Source:
 
     def _session(self) -> tuple[str, float]:
         """One open-and-read; returns why it ended and how long it was up."""
-        container = None
         with self.gate.hold(self._stop) as ok:
             if not ok:
                 return "stopped", 0.0
             t0 = time.time()
             self.attempts.append(t0)  # a retry keeps "down" (and its since) until data flows
             try:
-                container = av.open(self._url.reveal(), options=self.options.ffmpeg_options())
+                reader = self._open()
             except Exception as exc:  # noqa: BLE001 - classified, never re-raised with the URL
                 reason = classify(exc, reading=False)
                 if reason in ("error", "eof") and time.time() - t0 >= 0.9 * self.options.socket_timeout_s:
@@ -200,84 +256,85 @@ class Source:
                 log.debug("camera %s open failed (%s): %s", self.camera_id, reason, mask_text(str(exc)))
                 return reason, 0.0
         opened = time.time()
+        if isinstance(reader, RtspReceiver):
+            return self._read_native(reader), time.time() - opened
         try:
-            return self._read(container), time.time() - opened
+            return self._read(reader), time.time() - opened
         except Exception as exc:  # noqa: BLE001
             reason = classify(exc, reading=True)
             log.debug("camera %s read failed (%s): %s", self.camera_id, reason, mask_text(str(exc)))
             return reason, time.time() - opened
         finally:
-            container.close()
+            reader.close()
 
-    def _stream_info(self, stream: av.video.stream.VideoStream, extradata: bytes | None = None) -> StreamInfo:
-        ctx = stream.codec_context
-        return StreamInfo(codec=ctx.name, width=self.width or ctx.width, height=self.height or ctx.height,
-                          extradata=extradata or ctx.extradata, time_base=stream.time_base)
+    def _open(self) -> RtspReceiver | PyAvReader:
+        o = self.options
+        if o.receiver == "native" and o.transport == "tcp" and self._url.reveal().startswith("rtsp://"):
+            native = RtspReceiver(self._url.reveal(), connect_timeout_s=o.connect_timeout_s,
+                                  read_timeout_s=o.read_timeout_s)
+            try:
+                native.open()
+            except BaseException:
+                native.close()
+                raise
+            return native
+        return PyAvReader(self._url, o)
 
-    def _read(self, container: av.container.InputContainer) -> str:
-        stream = container.streams.video[0]
-        self.sampler.open(stream)
-        self.codec = stream.codec_context.name
-        self.width, self.height = stream.codec_context.width or None, stream.codec_context.height or None
-        self.ring.set_info(self._stream_info(stream))
+    def _begin(self, info: StreamInfo) -> None:
+        self._info = info
+        self.sampler.open(info)
+        self.codec = info.codec
+        self.width, self.height = info.width or None, info.height or None
+        self.ring.set_info(info)
         self._opened = time.time()
         self.last_keyframe_at = None
-        # FFmpeg's RTP depacketiser hands over one packet per slice, and the first packet after
-        # an open may have no timestamp. Packets are joined into whole frames (a frame is
-        # complete when the next timestamp arrives) until a keyframe shows how the camera sends
-        # its frames: most send one slice per frame, and from then on each packet is handled at
-        # once, without that frame of latency.
-        sliced: bool | None = None
-        last: av.Packet | None = None
-        parts: list[bytes] = []
-        received = 0.0
-        for pkt in container.demux(stream):
+
+    def _read_native(self, rx: RtspReceiver) -> str:
+        """Hand the playing session to the reactor and wait for it to end."""
+        assert rx.info is not None
+        self._begin(rx.info)
+        ended = threading.Event()
+        why: list[BaseException | None] = []
+
+        def on_end(exc: BaseException | None) -> None:
+            why.append(exc)
+            ended.set()
+
+        reactor = self._reactor or shared_reactor()
+        self._playing = reactor.add(rx, self._frame, on_end, self.options.read_timeout_s)
+        if self._stop.is_set():
+            reactor.remove(self._playing)
+        ended.wait()
+        self._playing = None
+        if why[0] is None:
+            return "stopped"
+        reason = classify(why[0], reading=True)
+        log.debug("camera %s read failed (%s): %s", self.camera_id, reason, mask_text(str(why[0])))
+        return reason
+
+    def _read(self, reader: PyAvReader) -> str:
+        assert reader.info is not None
+        self._begin(reader.info)
+        for pkt in reader.packets():
             if self._stop.is_set():
                 return "stopped"
-            if pkt.size == 0:  # the empty packet that marks the end of the stream
-                continue
-            data = bytes(pkt)
-            same = last is not None and ((pkt.pts is not None and pkt.pts == last.pts)
-                                         or (last.pts is None and last.is_keyframe and pkt.is_keyframe))
-            if sliced is False:
-                if not same:
-                    last = pkt
-                    self._frame(pkt, [data], stream, time.time())
-                    continue
-                sliced, parts = True, []  # it is sliced after all: skip the rest of this frame,
-                self.ring.clear()  # and the ring restarts at the next keyframe
-            if same:
-                if parts:
-                    parts.append(data)
-                continue
-            if parts and last is not None:
-                if sliced is None and last.is_keyframe and last.pts is not None:
-                    sliced = len(parts) > 1
-                self._frame(last, parts, stream, received)
-            last, parts, received = pkt, [data], time.time()
-            if sliced is False:
-                self._frame(pkt, parts, stream, received)
+            self._frame(pkt)
         return "eof"
 
-    def _frame(self, pkt: av.Packet, parts: list[bytes], stream: av.video.stream.VideoStream, now: float) -> None:
-        """One whole frame (its slices joined) into the ring, the sampler and the health checks."""
-        data = parts[0] if len(parts) == 1 else b"".join(parts)
-        key = pkt.is_keyframe
+    def _frame(self, pkt: EncodedPacket) -> None:
+        """One whole frame into the ring, the sampler and the health checks."""
+        now = pkt.received_at
         self.packets += 1
-        self.bytes += len(data)
+        self.bytes += len(pkt.data)
         self.last_frame_at = now
-        if key:
+        if pkt.is_keyframe:
             self.last_keyframe_at = now
-        self.ring.append(EncodedPacket(data, pkt.pts, pkt.dts, key, stream.time_base, now))
-        if self.sampler.wants(key, now):
-            if len(parts) > 1:
-                whole = av.Packet(data)
-                whole.pts, whole.dts, whole.time_base = pkt.pts, pkt.dts, stream.time_base
-                pkt = whole
-            self._decode(pkt, stream, data, now)
+        self.ring.append(pkt)
+        if self.sampler.wants(pkt.is_keyframe, now):
+            self._decode(pkt, now)
         self._health(now)
 
-    def _decode(self, pkt: av.Packet, stream: av.video.stream.VideoStream, data: bytes, now: float) -> None:
+    def _decode(self, pkt: EncodedPacket, now: float) -> None:
         try:
             sample = self.sampler.decode(pkt, now)
         except (av.error.FFmpegError, DecodeError):
@@ -287,10 +344,12 @@ class Source:
         if sample is None:
             return
         h, w = sample.frame.shape[:2]
-        if (w, h) != (self.width, self.height):  # in-band resolution change: new SPS/PPS
+        if (w, h) != (self.width, self.height):  # first picture, or an in-band resolution change
             self.width, self.height = w, h
-            self.ring.set_info(self._stream_info(stream, parameter_sets(data, self.codec)))
-            self.ring.append(EncodedPacket(data, pkt.pts, pkt.dts, True, stream.time_base, now))
+            extradata = parameter_sets(pkt.data, self.codec) or self._info.extradata
+            self._info = replace(self._info, width=w, height=h, extradata=extradata)
+            self.ring.set_info(self._info)
+            self.ring.append(pkt)
         if self._motion is not None:
             self._motion(sample)
         self.samples += 1

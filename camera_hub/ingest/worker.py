@@ -149,9 +149,10 @@ class Worker:
         assert loop is not None
         return Source(
             cam.id, cam.ingest_url,
-            sampler=Sampler(cam.id, interval, keyframes_only=s.keyframes_only and not fps),
+            sampler=Sampler(cam.id, interval, keyframes_only=s.keyframes_only and not fps,
+                            skip_loop_filter=s.skip_loop_filter),
             ring=ring, gate=self.gate, backoff=Backoff(s.backoff_base_s, s.backoff_cap_s, random.Random()),
-            options=SourceOptions(transport=cam.transport, connect_timeout_s=s.connect_timeout_s,
+            options=SourceOptions(transport=cam.transport, receiver=s.receiver, connect_timeout_s=s.connect_timeout_s,
                                   read_timeout_s=s.read_timeout_s, no_keyframe_after_s=s.no_keyframe_after_s),
             on_sample=lambda sample: _to_loop(loop, self.queue.put, sample),
             on_state=lambda _src: _to_loop(loop, self._dirty.set),

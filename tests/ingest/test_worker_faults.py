@@ -29,7 +29,9 @@ async def sim(sim_server_factory):
                                     credentials=("admin", PASSWORD))
 
 
-async def test_each_fault_ends_in_its_state_and_the_rest_keep_going(sim, redis_client, redis_prefix, caplog):
+@pytest.mark.parametrize("receiver", ["native", "pyav"])
+async def test_each_fault_ends_in_its_state_and_the_rest_keep_going(sim, redis_client, redis_prefix, caplog,
+                                                                   receiver):
     caplog.set_level(logging.DEBUG, logger="camera_hub")
     cams = [{"id": i, "main_url": sim.url(i, "main"), "sub_url": sim.url(i)} for i in [*HEALTHY, *FAULTS,
                                                                                           "refused"]]
@@ -37,7 +39,7 @@ async def test_each_fault_ends_in_its_state_and_the_rest_keep_going(sim, redis_c
              {"id": "nopath", "main_url": sim.url("ok1").replace("/ok1/", "/nobody/")},
              {"id": "closed", "main_url": "rtsp://admin:" + PASSWORD + "@127.0.0.1:9/x"}]
     cfg = city(cams, ingest={"no_keyframe_after_s": 3.0, "read_timeout_s": 2.0, "connect_timeout_s": 2.0,
-                             "backoff_base_s": 0.5, "backoff_cap_s": 2.0, "heartbeat_s": 0.5})
+                             "backoff_base_s": 0.5, "backoff_cap_s": 2.0, "heartbeat_s": 0.5, "receiver": receiver})
     sim.fault("refused", "refuse")
     worker = Worker(cfg, worker_id="w-faults", redis=redis_client, prefix=redis_prefix)
     await worker.start()

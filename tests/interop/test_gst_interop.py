@@ -15,11 +15,11 @@ from camera_hub.ingest.sampler import Sampler
 from camera_hub.ingest.source import Source, SourceOptions
 
 
-def _read(url: str, seconds: float, transport: str = "tcp") -> tuple[Source, list[Sample]]:
+def _read(url: str, seconds: float, transport: str, receiver: str) -> tuple[Source, list[Sample]]:
     samples: list[Sample] = []
     src = Source("gst", RtspUrl(url), sampler=Sampler("gst", 2.0), ring=PacketRing(10.0, 8 << 20),
-                 gate=OpenGate(4), backoff=Backoff(0.5, 2.0), options=SourceOptions(transport=transport),
-                 on_sample=samples.append)
+                 gate=OpenGate(4), backoff=Backoff(0.5, 2.0),
+                 options=SourceOptions(transport=transport, receiver=receiver), on_sample=samples.append)
     src.start()
     try:
         deadline = time.monotonic() + seconds
@@ -31,10 +31,12 @@ def _read(url: str, seconds: float, transport: str = "tcp") -> tuple[Source, lis
     return src, samples
 
 
-@pytest.mark.parametrize(("mount", "codec", "transport"), [("h264", "h264", "tcp"), ("h265", "hevc", "tcp"),
-                                                           ("h264", "h264", "udp")])
-def test_source_reads_gstreamer(gst_rtsp, mount: str, codec: str, transport: str) -> None:
-    src, samples = _read(gst_rtsp.url(mount), 20.0, transport)
+# native reads rtsp:// over TCP; UDP always goes through FFmpeg
+@pytest.mark.parametrize(("mount", "codec", "transport", "receiver"), [
+    ("h264", "h264", "tcp", "native"), ("h265", "hevc", "tcp", "native"),
+    ("h264", "h264", "tcp", "pyav"), ("h265", "hevc", "tcp", "pyav"), ("h264", "h264", "udp", "pyav")])
+def test_source_reads_gstreamer(gst_rtsp, mount: str, codec: str, transport: str, receiver: str) -> None:
+    src, samples = _read(gst_rtsp.url(mount), 20.0, transport, receiver)
     assert [h[1] for h in src.history] == ["up"], src.history  # never degraded: no partial frames decoded
     assert src.decode_errors == 0
     assert (src.codec, src.width, src.height) == (codec, 640, 360)
