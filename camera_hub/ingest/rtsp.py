@@ -196,61 +196,44 @@ class Depacketizer:
         if nal_type in self.keys:
             self._key = True
 
+    def _type(self, nal: bytes) -> int:
+        return (nal[0] >> 1) & 0x3F if self.hevc else nal[0] & 0x1F
+
     def _add(self, p: bytes) -> None:
-        if self.hevc:
-            if len(p) < 3:
-                return
-            t = (p[0] >> 1) & 0x3F
-            if t == 48:  # aggregation packet: 16-bit sizes after the 2-byte header
-                i = 2
-                while i + 2 <= len(p):
-                    size = (p[i] << 8) | p[i + 1]
-                    nal = p[i + 2:i + 2 + size]
-                    if nal:
-                        self._nal((nal[0] >> 1) & 0x3F)
-                        self._parts += (START, nal)
-                    i += 2 + size
-            elif t == 49:  # fragmentation unit
-                fu = p[2]
-                if fu & 0x80:
-                    self._nal(fu & 0x3F)
-                    self._parts += (START, bytes(((p[0] & 0x81) | ((fu & 0x3F) << 1), p[1])), p[3:])
-                    self._in_fu = True
-                elif self._in_fu:
-                    self._parts.append(p[3:])
-                else:
-                    self._broken = True
-                if fu & 0x40:
-                    self._in_fu = False
-            else:
-                self._nal(t)
-                self._parts += (START, p)
+        """One payload. H.264 and H.265 differ in header size (1 or 2 bytes), type numbers and
+        how a fragment rebuilds its NAL header; the packet forms are the same."""
+        hevc = self.hevc
+        hdr = 2 if hevc else 1
+        if len(p) < hdr:
             return
-        t = p[0] & 0x1F
-        if t == 24:  # STAP-A
-            i = 1
+        t = self._type(p)
+        if t == (48 if hevc else 24):  # aggregation packet (AP / STAP-A): 16-bit size, NAL, ...
+            i = hdr
             while i + 2 <= len(p):
                 size = (p[i] << 8) | p[i + 1]
                 nal = p[i + 2:i + 2 + size]
                 if nal:
-                    self._nal(nal[0] & 0x1F)
+                    self._nal(self._type(nal))
                     self._parts += (START, nal)
                 i += 2 + size
-        elif t == 28:  # FU-A
-            if len(p) < 2:
+        elif t == (49 if hevc else 28):  # fragmentation unit (FU / FU-A)
+            if len(p) <= hdr:
+                self._broken = True
                 return
-            fu = p[1]
+            fu = p[hdr]
             if fu & 0x80:
-                self._nal(fu & 0x1F)
-                self._parts += (START, bytes(((p[0] & 0xE0) | (fu & 0x1F),)), p[2:])
+                kind = fu & (0x3F if hevc else 0x1F)
+                head = bytes(((p[0] & 0x81) | (kind << 1), p[1])) if hevc else bytes(((p[0] & 0xE0) | kind,))
+                self._nal(kind)
+                self._parts += (START, head, p[hdr + 1:])
                 self._in_fu = True
             elif self._in_fu:
-                self._parts.append(p[2:])
+                self._parts.append(p[hdr + 1:])
             else:
-                self._broken = True
+                self._broken = True  # a fragment whose start was lost
             if fu & 0x40:
                 self._in_fu = False
-        elif 1 <= t <= 23:
+        elif hevc or 1 <= t <= 23:  # a single NAL unit
             self._nal(t)
             self._parts += (START, p)
 
