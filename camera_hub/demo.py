@@ -16,7 +16,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -185,13 +185,19 @@ async def create_demo_login(cfg: CityConfig, user: str, password: str) -> None:
         await client.aclose()
 
 
-async def scripted_outage(control_port: int, camera_id: str) -> None:
+async def scripted_outage(control_port: int, camera_id: str, after_s: float = OUTAGE_AFTER_S,
+                          duration_s: float = OUTAGE_S) -> None:
     """Cut one simulated camera off (connections dropped, new ones refused) for the offline alert."""
-    await asyncio.sleep(OUTAGE_AFTER_S)
+    await asyncio.sleep(after_s)
     async with httpx.AsyncClient(timeout=5.0) as client:
         with contextlib.suppress(httpx.HTTPError):
             await client.post(f"http://127.0.0.1:{control_port}/cameras/{camera_id}/fault",
-                              json={"kind": "restart", "duration_s": OUTAGE_S})
+                              json={"kind": "restart", "duration_s": duration_s})
+
+
+def outage_camera(live: set[str]) -> str:
+    """The live community camera the scripted outage cuts off (the last one)."""
+    return [c for c in sorted(live) if c.startswith("cam-")][-1]
 
 
 @dataclass(frozen=True)
@@ -207,6 +213,49 @@ class DemoOptions:
     open_browser: bool = True
 
 
+@dataclass(frozen=True)
+class System:
+    """A running demo system: what a client needs to reach it."""
+
+    cfg: CityConfig  # the runtime config (live cameras point at the simulator, the rest disabled)
+    live: set[str]
+    api_url: str  # http://host:port (no trailing slash)
+    control_port: int  # the simulator's control API (faults, ground truth)
+    metrics_urls: list[str]  # one per worker
+
+
+async def start_system(sup: Supervisor, opts: DemoOptions, say: Callable[[str], None] = typer.echo) -> System:
+    """Private Redis (unless one is given), simulator, worker(s) and API under ``sup``, each waited
+    for, then the login ``opts.user``. Raises RuntimeError when a part does not come up."""
+    data_dir = opts.data_dir.resolve()
+    say("demo: starting Redis" if opts.redis_url is None else "demo: using the given Redis")
+    redis_url = opts.redis_url or await start_private_redis(sup, data_dir)
+    src = load_config(opts.config)
+    live = live_subset(src, opts.cameras)
+    sim_port, control_port = free_port(), free_port()
+    runtime_dir = data_dir / "config"
+    cfg = write_runtime_config(opts.config, runtime_dir, live=live, sim_port=sim_port, redis_url=redis_url,
+                               data_dir=data_dir, api_port=opts.api_port)
+    say(f"demo: {len(live)} live cameras of {len(cfg.cameras)} in the registry (the rest count as not yet connected)")
+    say("demo: starting the camera simulator (the first run renders and encodes the scenes: ~1 min)")
+    sim = await sup.start("sim", cli_argv("sim", "--config", str(runtime_dir), "--cameras", str(opts.cameras),
+                                          "--port", str(sim_port), "--control-port", str(control_port)))
+    await wait_http(f"http://127.0.0.1:{control_port}/cameras", 900, "the simulator", sim)
+    say("demo: starting the ingest worker(s) and loading the detector")
+    metrics_urls = []
+    for i in range(opts.workers):
+        metrics_port = free_port()
+        await sup.start(f"worker{i + 1}", cli_argv("worker", "--config", str(runtime_dir),
+                                                   "--worker-id", f"demo-{i + 1}",
+                                                   "--metrics-port", str(metrics_port)))
+        metrics_urls.append(f"http://127.0.0.1:{metrics_port}/metrics")
+    api = await sup.start("api", cli_argv("api", "--config", str(runtime_dir)))
+    api_url = f"http://{cfg.settings.api.host}:{cfg.settings.api.port}"
+    await wait_http(api_url + "/healthz", 120, "the API", api)
+    await create_demo_login(cfg, opts.user, opts.password)
+    return System(cfg, live, api_url, control_port, metrics_urls)
+
+
 async def run_demo(opts: DemoOptions, ready: asyncio.Event | None = None) -> int:
     """Bring the demo up, wait until a child exits or we are told to stop; return an exit code."""
     sup = Supervisor(quiet=("redis",))
@@ -214,47 +263,22 @@ async def run_demo(opts: DemoOptions, ready: asyncio.Event | None = None) -> int
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    data_dir = opts.data_dir.resolve()
     try:
-        typer.echo("demo: starting Redis" if opts.redis_url is None else "demo: using the given Redis")
-        redis_url = opts.redis_url or await start_private_redis(sup, data_dir)
-        src = load_config(opts.config)
-        live = live_subset(src, opts.cameras)
-        sim_port, control_port = free_port(), free_port()
-        runtime_dir = data_dir / "config"
-        cfg = write_runtime_config(opts.config, runtime_dir, live=live, sim_port=sim_port, redis_url=redis_url,
-                                   data_dir=data_dir, api_port=opts.api_port)
-        typer.echo(f"demo: {len(live)} live cameras of {len(cfg.cameras)} in the registry "
-                   f"(the rest count as not yet connected)")
-        typer.echo("demo: starting the camera simulator (the first run renders and encodes the scenes: ~2 min)")
-        sim = await sup.start("sim", cli_argv("sim", "--config", str(runtime_dir), "--cameras", str(opts.cameras),
-                                              "--port", str(sim_port), "--control-port", str(control_port)))
-        await wait_http(f"http://127.0.0.1:{control_port}/cameras", 900, "the simulator", sim)
-        typer.echo("demo: starting the ingest worker(s) and loading the detector")
-        metrics_urls = []
-        for i in range(opts.workers):
-            metrics_port = free_port()
-            await sup.start(f"worker{i + 1}", cli_argv("worker", "--config", str(runtime_dir),
-                                                       "--worker-id", f"demo-{i + 1}",
-                                                       "--metrics-port", str(metrics_port)))
-            metrics_urls.append(f"http://127.0.0.1:{metrics_port}/metrics")
-        api = await sup.start("api", cli_argv("api", "--config", str(runtime_dir)))
-        url = f"http://{cfg.settings.api.host}:{cfg.settings.api.port}/"
-        await wait_http(url + "healthz", 120, "the API", api)
-        await create_demo_login(cfg, opts.user, opts.password)
+        system = await start_system(sup, opts)
+        url = system.api_url + "/"
         typer.echo("")
         typer.echo(f"  Camera Hub demo is up: {url}")
         typer.echo(f"  log in as {opts.user!r} with password {opts.password!r}  (Ctrl-C stops everything)")
-        typer.echo(f"  Prometheus metrics: {url}metrics " + " ".join(metrics_urls))
+        typer.echo(f"  Prometheus metrics: {url}metrics " + " ".join(system.metrics_urls))
         typer.echo("  scripted vending, crowding and tamper episodes raise alerts within the first minutes")
         typer.echo("")
         if opts.open_browser and (os.environ.get("DISPLAY") or sys.platform == "darwin"):
             import webbrowser
 
             webbrowser.open(url)
-        outage_camera = [c for c in sorted(live) if c.startswith("cam-")][-1]
-        outage = asyncio.create_task(scripted_outage(control_port, outage_camera))
-        typer.echo(f"  camera {outage_camera} will go offline {OUTAGE_AFTER_S:.0f} s from now (scripted outage)")
+        cut = outage_camera(system.live)
+        outage = asyncio.create_task(scripted_outage(system.control_port, cut))
+        typer.echo(f"  camera {cut} will go offline {OUTAGE_AFTER_S:.0f} s from now (scripted outage)")
         if ready is not None:
             ready.set()
         watcher = asyncio.create_task(sup.watch())

@@ -14,7 +14,10 @@ model that knows "goods" or "stall": a table of fruit or a rack of clothes is a 
 - A "ghost" — the background holds something that has since gone, e.g. goods that were out
   when the camera started — has its outline in the background, not in the frame; an object that
   arrived has it in the frame. A blob whose outline is weaker in the frame than in the
-  background is learned into the background at once instead of being reported.
+  background is learned into the background at once instead of being reported. Every blob is
+  judged so on every sample, whatever its age: a ghost left standing (under a busy pavement its
+  pixels start late, after ``mover_memory_s``) would lend its old onset to goods set out again
+  in the same place — an alert dated before the goods were there.
 """
 
 from __future__ import annotations
@@ -89,6 +92,31 @@ class ForegroundModel:
         rate = np.where(diff, self.alpha / self.slow, self.alpha).astype(np.float32)
         rate[movers] = 0.0
         self._bg += rate[:, :, None] * (small - self._bg)
+        self._absorb_ghosts(~np.isnan(since) & (last >= t - self.gap_s))
+
+    def _is_ghost(self, blob: np.ndarray, edges_now: np.ndarray, edges_bg: np.ndarray) -> bool:
+        """Its outline is weaker in the frame than in the background: what the background shows
+        there has left."""
+        b8 = blob.astype(np.uint8)
+        outline = (cv2.dilate(b8, np.ones((3, 3), np.uint8)) - cv2.erode(b8, np.ones((3, 3), np.uint8))) > 0
+        return bool(edges_now[outline].sum() < edges_bg[outline].sum())
+
+    def _forget(self, blob: np.ndarray) -> None:
+        assert self._bg is not None and self._small is not None and self._since is not None
+        self._bg[blob] = self._small[blob]
+        self._since[blob] = np.nan
+
+    def _absorb_ghosts(self, alive: np.ndarray) -> None:
+        """Learn every ghost blob into the background now (young ones too)."""
+        if not alive.any():
+            return
+        assert self._bg is not None and self._small is not None
+        n, labels = cv2.connectedComponents(alive.astype(np.uint8), connectivity=8)
+        edges_now, edges_bg = _edges(self._small), _edges(self._bg)
+        for k in range(1, n):
+            blob = labels == k
+            if self._is_ghost(blob, edges_now, edges_bg):
+                self._forget(blob)
 
     def _movers(self, dets: Sequence[Detection], sw: int, sh: int) -> np.ndarray:
         movers = np.zeros((sh, sw), bool)
@@ -120,11 +148,8 @@ class ForegroundModel:
             blob = labels == k
             if edges_now is None:
                 edges_now, edges_bg = _edges(self._small), _edges(self._bg)
-            b8 = blob.astype(np.uint8)
-            outline = (cv2.dilate(b8, np.ones((3, 3), np.uint8)) - cv2.erode(b8, np.ones((3, 3), np.uint8))) > 0
-            if edges_now[outline].sum() < edges_bg[outline].sum():
-                self._bg[blob] = self._small[blob]  # a ghost: what the background showed has left
-                since[blob] = np.nan
+            if self._is_ghost(blob, edges_now, edges_bg):
+                self._forget(blob)
                 continue
             box = (x / kx, y / ky, (x + bw) / kx, (y + bh) / ky)
             out.append((tuple(round(float(v), 1) for v in box), float(np.median(since[blob]))))

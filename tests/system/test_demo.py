@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from systemkit import processes_left
+
+from camera_hub.demo import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -24,15 +26,9 @@ TYPES = {"vending", "crowding", "tamper", "camera_offline"}
 CHROMIUM = Path("/usr/bin/chromium")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_demo_raises_every_alert_type_and_stops_cleanly(tmp_path: Path) -> None:
+def test_demo_raises_every_alert_type_and_stops_cleanly(tmp_path: Path, redis_server: str) -> None:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "camera_hub.cli", "demo", "--cameras", "10", "--no-browser", "--port", str(port),
@@ -77,8 +73,8 @@ def test_demo_raises_every_alert_type_and_stops_cleanly(tmp_path: Path) -> None:
         code = proc.wait(60)
     assert code == 0, "".join(lines[-30:])
     assert "demo: stopping" in "".join(lines)
-    left = subprocess.run(["pgrep", "-f", str(tmp_path / "demo")], capture_output=True, text=True).stdout
-    assert left.strip() == "", f"children left running: {left}"
+    left = processes_left(tmp_path / "demo")
+    assert left == "", f"children left running: {left}"
 
 
 def check_dashboard_queries(api: str, workers: list[str], folder: Path) -> None:

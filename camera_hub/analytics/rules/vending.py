@@ -3,10 +3,15 @@ foreground mass that is neither a person nor a vehicle) standing still in a fron
 than ``min_dwell_s``, inside the zone's hours. People never count: a person standing in the
 frontage is a person, whatever they do; the foreground mass is computed with people masked out.
 
-An object's dwell runs from when it last came to rest: a track whose box drifts away from where it
-settled (IoU below ``REST_IOU``) starts its dwell again, so something carried along never counts.
-Class-agnostic masses come from :class:`camera_hub.analytics.foreground.ForegroundModel` with
-their own onset (kept per pixel there), already at least ``min_dwell_s`` old.
+Dwell belongs to the place, not to the track: the rule keeps the spots where a counted object came
+to rest, and an object seen at a spot (IoU at least ``REST_IOU`` with the box it settled with)
+carries that spot's dwell, whatever its track id or label. A passer-by in front of a stall cuts
+its box short or gets the tracker to swap ids for a sample or two; the stall standing there must
+not start its dwell again (that made alerts late, and ended open ones early). Something carried
+along lands on a new spot every sample and never builds up dwell; a spot not seen for
+``end_after_s`` is forgotten. Class-agnostic masses come from
+:class:`camera_hub.analytics.foreground.ForegroundModel` with their own onset (kept per pixel
+there), already at least ``min_dwell_s`` old.
 """
 
 from __future__ import annotations
@@ -31,7 +36,9 @@ PERSON_ASPECT = 1.6
 
 @dataclass(slots=True)
 class _Rest:
-    box: Box
+    """A spot where a counted object came to rest."""
+
+    box: Box  # as it settled
     since: float
     seen: float
 
@@ -51,13 +58,14 @@ class VendingState:
         self.labels = counted_labels(rule)
         self.gate = Hysteresis(0.0, rule.end_after_s)
         self.update_every_s = update_every_s
-        self._rest: dict[tuple[str, int], _Rest] = {}
+        self._rests: list[_Rest] = []
         self._started_at: float | None = None
         self._last_count = 0
         self._last_update = 0.0
 
     def _dwelling(self, tracks: Sequence[Track], t: float, width: int, height: int) -> list[Item]:
-        """Objects of a counted class in the zone, big enough, with the time they came to rest."""
+        """Objects of a counted class in the zone, big enough, with the time something came to rest
+        where they stand."""
         min_px = self.rule.min_area * width * height
         out = []
         for tr in tracks:
@@ -65,15 +73,23 @@ class VendingState:
                 continue
             if (tr.box[2] - tr.box[0]) * (tr.box[3] - tr.box[1]) < min_px:
                 continue
-            key = (tr.label, tr.track_id)
-            rest = self._rest.get(key)
-            if rest is None or iou_matrix(np.array([rest.box]), np.array([tr.box]))[0, 0] < REST_IOU:
-                rest = self._rest[key] = _Rest(tr.box, t, t)
+            rest = self._rest_at(tr.box)
+            if rest is None:
+                rest = _Rest(tr.box, t, t)
+                self._rests.append(rest)
             rest.seen = t
             out.append((tr.box, tr.label, tr.score, rest.since))
-        # an object hidden for a moment (a passer-by in front of it) keeps its dwell
-        self._rest = {k: v for k, v in self._rest.items() if t - v.seen <= self.rule.end_after_s}
+        # a spot whose object is hidden for a moment (a passer-by in front of it) keeps its dwell
+        self._rests = [r for r in self._rests if t - r.seen <= self.rule.end_after_s]
         return out
+
+    def _rest_at(self, box: Box) -> _Rest | None:
+        """The spot this box stands on (best IoU, at least ``REST_IOU``), if any."""
+        if not self._rests:
+            return None
+        iou = iou_matrix(np.array([r.box for r in self._rests]), np.array([box]))
+        k = int(iou[:, 0].argmax())
+        return self._rests[k] if iou[k, 0] >= REST_IOU else None
 
     def step(self, tracks: Sequence[Track], t: float, width: int, height: int,
              masses: Sequence[Mass] = ()) -> list[Episode]:

@@ -1,0 +1,215 @@
+"""End-to-end score of the whole system against the simulator's ground truth.
+
+:func:`run_e2e` brings the demo city up with the real processes (private Redis, ``camera-hub sim``,
+``camera-hub worker``, ``camera-hub api``: :func:`camera_hub.demo.start_system`), cuts one camera
+off part-way (the demo's scripted outage, kept until the end), lets it run for a fixed period,
+then compares what the API says with what the simulator knows:
+
+- alerts, per type: precision, recall and onset latency (ground-truth episode start → the
+  alert's creation, stamped with the time of the sample that raised it), p50/p95 — :func:`score`;
+- coverage: the grids the API reports covered against the grids of the cameras the simulator
+  is serving without a fault.
+
+``benchmarks/e2e_score.py`` (the figures in ``benchmarks/README.md``) and the CI test
+``tests/system/test_e2e_score.py`` both run this; only the period and camera count differ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from camera_hub.config import CityConfig, CrowdingRule, TamperRule, VendingRule
+from camera_hub.demo import (
+    DEMO_CONFIG,
+    DemoOptions,
+    Supervisor,
+    free_port,
+    outage_camera,
+    scripted_outage,
+    start_system,
+)
+
+TYPES = ("vending", "crowding", "tamper", "camera_offline")
+EARLY_S = 20.0  # an alert may start this much before the scripted start (a crowd forms gradually)
+LATE_S = 5.0  # or up to this much after the scripted end (hysteresis)
+SETTLE_S = 10.0  # episodes under way before ingest had settled are not scored
+OUTAGE_AFTER_S = 20.0  # the outage camera is cut off this long after the system is up, until the end
+
+
+@dataclass
+class Score:
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    latencies: list[float] = field(default_factory=list)
+    limit_s: float = 0.0
+    misses: list[str] = field(default_factory=list)
+    extras: list[str] = field(default_factory=list)
+    matches: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        lat = sorted(self.latencies)
+        p95 = lat[min(len(lat) - 1, int(round(0.95 * (len(lat) - 1))))] if lat else None
+        return {"tp": self.tp, "fp": self.fp, "fn": self.fn,
+                "precision": self.tp / (self.tp + self.fp) if self.tp + self.fp else None,
+                "recall": self.tp / (self.tp + self.fn) if self.tp + self.fn else None,
+                "latency_p50_s": statistics.median(lat) if lat else None, "latency_p95_s": p95,
+                "latency_target_s": self.limit_s, "misses": self.misses, "extras": self.extras,
+                "matches": self.matches}
+
+
+def latency_limit(cfg: CityConfig, kind: str) -> float:
+    """Configured dwell + 2 sampling intervals + 1 s (the issue's target), largest over cameras;
+    for ``camera_offline`` the dwell is the offline grace period."""
+    interval = cfg.settings.ingest.sample_interval_s
+    dwell = cfg.settings.alerts.offline_grace_s if kind == "camera_offline" else 0.0
+    for cam in cfg.cameras:
+        for zone in cam.zones:
+            for rule in zone.rules:
+                if rule.type == kind:
+                    assert isinstance(rule, VendingRule | CrowdingRule | TamperRule)
+                    d = rule.min_dwell_s if isinstance(rule, VendingRule) else rule.min_duration_s
+                    dwell = max(dwell, d)
+    return dwell + 2 * interval + 1.0
+
+
+def score(cfg: CityConfig, alerts: list[dict], truth: dict[str, list[dict]], t_up: float, t_end: float) -> dict:
+    """Alerts (as the API lists them) against ground-truth episodes (as the simulator's control API
+    gives them, per camera). An alert matches an episode of the same camera and type when it
+    starts between ``EARLY_S`` before the episode's start and ``LATE_S`` after its end; each
+    episode and each alert match once. An episode is scored when it starts after ``SETTLE_S``
+    and early enough for its latency limit (+5 s) to pass before ``t_end``; an alert that
+    matches nothing is a false positive unless it started before ``SETTLE_S``."""
+    out: dict[str, Score] = {}
+    for kind in TYPES:
+        s = out.setdefault(kind, Score(limit_s=latency_limit(cfg, kind)))
+        for cam_id, episodes in truth.items():
+            eps = [e for e in episodes if e["type"] == kind]
+            mine = sorted((a for a in alerts if a["camera_id"] == cam_id and a["type"] == kind),
+                          key=lambda a: a["started_at"])
+            used: set[int] = set()
+            for e in eps:
+                scored = e["start"] >= t_up + SETTLE_S and e["start"] + s.limit_s + 5 <= t_end
+                hit = next((i for i, a in enumerate(mine) if i not in used
+                            and e["start"] - EARLY_S <= a["started_at"] <= (e["end"] or t_end) + LATE_S), None)
+                if hit is not None:
+                    used.add(hit)
+                    if scored:
+                        s.tp += 1
+                        created = min((h["at"] for h in mine[hit]["history"] if h["action"] == "created"),
+                                      default=mine[hit]["updated_at"])
+                        s.latencies.append(created - e["start"])
+                        s.matches.append(f"{cam_id} at +{e['start'] - t_up:.0f}s: {created - e['start']:.1f} s")
+                elif scored:
+                    s.fn += 1
+                    s.misses.append(f"{cam_id} {kind} at +{e['start'] - t_up:.0f}s")
+            for i, a in enumerate(mine):
+                if i not in used and a["started_at"] >= t_up + SETTLE_S:
+                    s.fp += 1
+                    s.extras.append(f"{cam_id} {kind} at +{a['started_at'] - t_up:.0f}s")
+    return {k: v.as_dict() for k, v in out.items()}
+
+
+async def fetch_alerts(client: httpx.AsyncClient, base: str, headers: dict[str, str]) -> list[dict]:
+    items: list[dict] = []
+    cursor = None
+    while True:
+        params = {"limit": 200, **({"cursor": cursor} if cursor else {})}
+        page = (await client.get(f"{base}/api/v1/alerts", params=params, headers=headers)).json()
+        items += page["items"]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return items
+
+
+def _metric_sum(text: str, name: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name) and not line.startswith("#"))
+
+
+async def run_e2e(cameras: int, seconds: float, *, data_dir: Path | None = None,
+                  say: Callable[[str], None] = print) -> dict:
+    """Run the demo city for ``seconds`` after it is up, with ``cameras`` live community cameras
+    (plus the lookouts); return the scores, the coverage check and a few health figures."""
+    data = data_dir or Path(tempfile.mkdtemp(prefix="e2e-"))
+    sup = Supervisor(quiet=("redis", "sim", "worker1", "api"))
+    opts = DemoOptions(config=DEMO_CONFIG, cameras=cameras, workers=1, api_port=free_port(), data_dir=data,
+                       user="e2e", password="e2e-password", open_browser=False)
+    try:
+        system = await start_system(sup, opts, say=lambda line: say(line.replace("demo:", "e2e:", 1)))
+        base, control = system.api_url, f"http://127.0.0.1:{system.control_port}"
+        cut = outage_camera(system.live)
+        t_up = time.time()
+        outage = asyncio.create_task(scripted_outage(system.control_port, cut, OUTAGE_AFTER_S, seconds + 600))
+        say(f"e2e: up; {cut} goes offline at +{OUTAGE_AFTER_S:.0f} s; scoring {seconds:.0f} s")
+        async with httpx.AsyncClient(timeout=10) as client:
+            token = (await client.post(f"{base}/api/v1/auth/login",
+                                       json={"username": opts.user, "password": opts.password})).json()["token"]
+            headers = {"Authorization": f"Bearer {token}"}
+            while (left := t_up + seconds - time.time()) > 0:
+                await asyncio.sleep(min(30.0, left))
+                say(f"e2e: {time.time() - t_up:.0f}/{seconds:.0f} s")
+            t_end = time.time()
+            outage.cancel()
+            alerts = await fetch_alerts(client, base, headers)
+            truth = {cid: (await client.get(f"{control}/ground_truth/{cid}")).json() for cid in sorted(system.live)}
+            sim_cameras = (await client.get(f"{control}/cameras")).json()
+            coverage = (await client.get(f"{base}/api/v1/coverage", headers=headers)).json()
+            listed = (await client.get(f"{base}/api/v1/cameras", headers=headers)).json()["items"]
+            metrics = (await client.get(system.metrics_urls[0])).text
+        if seconds > OUTAGE_AFTER_S:
+            # the outage camera: its scenes are not observable once it is cut off; score its outage
+            truth[cut] = [{"type": "camera_offline", "zone_id": "", "start": t_up + OUTAGE_AFTER_S, "end": None}]
+            alerts = [a for a in alerts if a["camera_id"] != cut or a["type"] == "camera_offline"]
+        serving = {c["id"] for c in sim_cameras if c["fault"] is None}
+        up_api = {c["id"] for c in listed if (c.get("status") or {}).get("state") in ("up", "degraded")}
+        expected = {g for c in system.cfg.cameras if c.id in serving for g in c.grids}
+        return {
+            "cameras_live": len(system.live), "seconds": round(t_end - t_up), "alerts": len(alerts),
+            "scores": score(system.cfg, alerts, truth, t_up, t_end),
+            "coverage": {"city_covered": coverage["city"]["covered"], "grids": coverage["city"]["grids"],
+                         "expected_covered": len(expected), "cameras_serving": len(serving),
+                         "cameras_up_api": len(up_api), "outage_camera": cut,
+                         "up_but_not_serving": sorted(up_api - serving),
+                         "serving_but_not_up": sorted(serving - up_api)},
+            "worker": {"samples_dropped": _metric_sum(metrics, "camera_hub_samples_dropped_total"),
+                       "detector_runs_skipped": _metric_sum(metrics, "camera_hub_motion_skipped_total")},
+        }
+    finally:
+        await sup.stop()
+
+
+def format_report(result: dict) -> str:
+    """The score table as the benchmark prints it (also a test's failure message)."""
+    lines = [f"{result['cameras_live']} live cameras for {result['seconds']} s; {result['alerts']} alerts",
+             f"{'type':<15}{'TP':>4}{'FP':>4}{'FN':>4}{'precision':>11}{'recall':>8}{'p50 s':>8}{'p95 s':>8}"
+             f"{'target':>8}"]
+
+    def f(x: object) -> str:
+        return "-" if x is None else f"{x:.2f}"
+
+    for kind, s in result["scores"].items():
+        lines.append(f"{kind:<15}{s['tp']:>4}{s['fp']:>4}{s['fn']:>4}{f(s['precision']):>11}{f(s['recall']):>8}"
+                     f"{f(s['latency_p50_s']):>8}{f(s['latency_p95_s']):>8}{s['latency_target_s']:>8.1f}")
+        lines += [f"    onset {m}" for m in s["matches"]]
+        lines += [f"    missed: {m}" for m in s["misses"]] + [f"    extra : {m}" for m in s["extras"]]
+    cov = result["coverage"]
+    lines.append(f"coverage: the API says {cov['city_covered']}/{cov['grids']} grids covered; the "
+                 f"{cov['cameras_serving']} cameras the simulator serves without a fault watch "
+                 f"{cov['expected_covered']} (API: {cov['cameras_up_api']} cameras up; {cov['outage_camera']} "
+                 f"cut off)")
+    if cov["up_but_not_serving"] or cov["serving_but_not_up"]:
+        lines.append(f"    up in the API but not served: {cov['up_but_not_serving']}; "
+                     f"served but not up: {cov['serving_but_not_up']}")
+    w = result["worker"]
+    lines.append(f"worker: {w['samples_dropped']:.0f} samples dropped, {w['detector_runs_skipped']:.0f} detector "
+                 f"runs skipped by the motion gate")
+    return "\n".join(lines)
