@@ -35,7 +35,7 @@ USER_AGENT = "camera-hub"
 START = b"\x00\x00\x00\x01"
 RECV_BYTES = 256 * 1024
 MAX_HEADER_BYTES = 64 * 1024  # an RTSP reply head longer than this is not an RTSP server
-H264_KEY = frozenset({5})  # IDR
+H264_KEY = frozenset({5})  # IDR (and, see recovery_point, I-frames after a recovery point SEI)
 H265_KEY = frozenset(range(16, 22))  # IRAP: BLA, IDR, CRA
 
 
@@ -152,6 +152,30 @@ class _Auth:
         return f'Digest {fields}, response="{response}", algorithm=MD5'
 
 
+def recovery_point(sei: bytes) -> bool:
+    """Does this H.264 SEI NAL unit (header byte included) carry a recovery point (payload type
+    6)? Cameras with open GOPs send their I-frames as non-IDR slices marked so; FFmpeg counts
+    them as keyframes, and so must we. Emulation-prevention bytes are not removed: they can only
+    shift the walk past a payload that holds 00 00 03, after which it may miss a later message."""
+    i, n = 1, len(sei)
+    while i < n and sei[i] != 0x80:  # 0x80: the RBSP trailing bits
+        ptype = size = 0
+        while i < n and sei[i] == 0xFF:
+            ptype, i = ptype + 255, i + 1
+        if i >= n:
+            return False
+        ptype, i = ptype + sei[i], i + 1
+        while i < n and sei[i] == 0xFF:
+            size, i = size + 255, i + 1
+        if i >= n:
+            return False
+        size, i = size + sei[i], i + 1
+        if ptype == 6:
+            return True
+        i += size
+    return False
+
+
 class Depacketizer:
     """RTP payloads → whole access units (Annex B). A unit ends at the marker bit or when the
     timestamp moves on; one with a lost packet (sequence gap) is dropped, not handed on broken."""
@@ -192,8 +216,8 @@ class Depacketizer:
             return None
         return b"".join(parts), ts, key
 
-    def _nal(self, nal_type: int) -> None:
-        if nal_type in self.keys:
+    def _nal(self, nal_type: int, nal: bytes) -> None:
+        if nal_type in self.keys or (nal_type == 6 and not self.hevc and recovery_point(nal)):
             self._key = True
 
     def _type(self, nal: bytes) -> int:
@@ -213,7 +237,7 @@ class Depacketizer:
                 size = (p[i] << 8) | p[i + 1]
                 nal = p[i + 2:i + 2 + size]
                 if nal:
-                    self._nal(self._type(nal))
+                    self._nal(self._type(nal), nal)
                     self._parts += (START, nal)
                 i += 2 + size
         elif t == (49 if hevc else 28):  # fragmentation unit (FU / FU-A)
@@ -224,7 +248,7 @@ class Depacketizer:
             if fu & 0x80:
                 kind = fu & (0x3F if hevc else 0x1F)
                 head = bytes(((p[0] & 0x81) | (kind << 1), p[1])) if hevc else bytes(((p[0] & 0xE0) | kind,))
-                self._nal(kind)
+                self._nal(kind, head + p[hdr + 1:])
                 self._parts += (START, head, p[hdr + 1:])
                 self._in_fu = True
             elif self._in_fu:
@@ -234,7 +258,7 @@ class Depacketizer:
             if fu & 0x40:
                 self._in_fu = False
         elif hevc or 1 <= t <= 23:  # a single NAL unit
-            self._nal(t)
+            self._nal(t, p)
             self._parts += (START, p)
 
 

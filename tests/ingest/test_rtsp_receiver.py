@@ -268,3 +268,37 @@ def test_keyframes_decode_without_the_loop_filter_unless_told(tmp_path) -> None:
         pictures.append(sampler.decode(EncodedPacket(data, 0, 0, True, info.time_base, 0.0), 0.0).frame)
     assert 30 < cv2.PSNR(pictures[0], pictures[1]) < 99  # close, and not the same picture: filter skipped
     assert Sampler("c", 0.1, keyframes_only=False).skip_loop_filter is False  # never with every frame decoded
+
+
+def test_open_gop_i_frames_marked_by_a_recovery_point_are_keyframes_and_decode_alone() -> None:
+    """x264 with open GOPs (as many cameras send) makes its later I-frames non-IDR slices with a
+    recovery point SEI: FFmpeg counts them as keyframes, and the native reader must too."""
+    enc = av.CodecContext.create("libx264", "w")
+    enc.width, enc.height, enc.pix_fmt, enc.time_base = 320, 180, "yuv420p", Fraction(1, 10)
+    enc.options = {"preset": "veryfast", "x264-params": "open-gop=1:keyint=10:min-keyint=10:scenecut=0:bframes=2"}
+    rng = np.random.default_rng(1)
+    packets = []
+    for i in range(31):
+        img = np.full((180, 320, 3), (i * 7) % 255, np.uint8)
+        img[40:100, 10 + 5 * i:60 + 5 * i] = rng.integers(0, 255, (60, 50, 3), np.uint8)
+        vf = av.VideoFrame.from_ndarray(img, format="bgr24").reformat(format="yuv420p")
+        vf.pts = i
+        packets += enc.encode(vf)
+    packets += enc.encode(None)
+    d, seq, units = Depacketizer("h264"), 0, []
+    for p in packets:  # each NAL in its own RTP packet, the marker on the last
+        nals = [n.rstrip(b"\x00") for n in bytes(p).split(b"\x00\x00\x01")[1:]]
+        for k, nal in enumerate(nals):
+            seq += 1
+            if (au := d.push(nal, seq, p.pts * 9000, k == len(nals) - 1)) is not None:
+                units.append((au, p.is_keyframe))
+    ours = [au[2] for au, _ in units]
+    assert ours == [ffmpeg for _, ffmpeg in units] and sum(ours) == 4  # the IDR and 3 open-GOP I-frames
+    assert [bool(S + b"\x65" in au[0]) for au, _ in units if au[2]] == [True, False, False, False]
+    info = StreamInfo("h264", 320, 180, None, Fraction(1, 90000))
+    for au, _ in [u for u in units if u[0][2]][1:]:  # each non-IDR keyframe on a fresh decoder
+        sampler = Sampler("c", 2.0)
+        sampler.open(info)
+        sample = sampler.decode(EncodedPacket(au[0], au[1], au[1], True, info.time_base, 0.0), 0.0)
+        assert sample is not None and sample.frame.shape == (180, 320, 3)
+    assert not rtsp.recovery_point(b"\x06\x05\x02ab\x80") and rtsp.recovery_point(b"\x06\x05\x01a\x06\x01\x84\x80")
