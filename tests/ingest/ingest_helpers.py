@@ -10,11 +10,12 @@ from typing import Any
 from camera_hub.config import CityConfig
 
 
-def city(cameras: list[dict[str, Any]], *, grids_per_community: int = 4, communities: int = 3,
-         ingest: dict[str, Any] | None = None, patrol_zones: list[dict[str, Any]] | None = None,
-         targets: dict[str, Any] | None = None) -> CityConfig:
-    """One district, one street, ``communities`` communities of ``grids_per_community`` grids
-    (ids ``g<c>_<i>``; categories alternate new_residential / commercial)."""
+def city_doc(cameras: list[dict[str, Any]], *, grids_per_community: int = 4, communities: int = 3,
+             ingest: dict[str, Any] | None = None, patrol_zones: list[dict[str, Any]] | None = None,
+             targets: dict[str, Any] | None = None, redis_prefix: str | None = None) -> dict[str, Any]:
+    """The city as its YAML document: one district, one street, ``communities`` communities of
+    ``grids_per_community`` grids (ids ``g<c>_<i>``; categories alternate new_residential /
+    commercial). Cameras without ``grids`` watch ``g0_0``."""
     comms = [{"id": f"c{c}", "name": f"Community {c}",
               "grids": [{"id": f"g{c}_{i}", "category": "new_residential" if i % 2 == 0 else "commercial",
                          "households": 400} for i in range(grids_per_community)]}
@@ -28,9 +29,16 @@ def city(cameras: list[dict[str, Any]], *, grids_per_community: int = 4, communi
                     for c in cameras],
         "settings": {"ingest": ingest or {}},
     }
+    if redis_prefix is not None:
+        data["settings"]["redis"] = {"prefix": redis_prefix}
     if targets:
         data["coverage_targets"] = targets
-    return CityConfig.model_validate(data)
+    return data
+
+
+def city(cameras: list[dict[str, Any]], **kwargs: Any) -> CityConfig:
+    """:func:`city_doc`, loaded."""
+    return CityConfig.model_validate(city_doc(cameras, **kwargs))
 
 
 async def wait_until(cond: Callable[[], bool], within_s: float, what: str = "condition",

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from ingest_helpers import wait_until
+from ingest_helpers import city_doc, wait_until
 
 from camera_hub.ingest.shard import lease_key
 from camera_hub.sim.rtsp_server import SimCameraSpec
@@ -27,18 +27,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def write_config(path: Path, sim, prefix: str) -> None:
-    grids = [{"id": f"g{i}", "category": "commercial", "households": 300} for i in range(10)]
-    doc = {
-        "city": {"id": "shardcity", "name": "Shard City"},
-        "districts": [{"id": "d", "name": "D", "streets": [{"id": "s", "name": "S", "communities": [
-            {"id": "c", "name": "C", "grids": grids}]}]}],
-        "cameras": [{"id": f"cam{i:03d}", "name": f"cam{i:03d}", "main_url": sim.url(f"cam{i:03d}"),
-                     "location": {"lat": 30.0, "lon": 120.0}, "grids": [f"g{i % 10}"]} for i in range(N_CAMERAS)],
-        "settings": {"redis": {"prefix": prefix},
-                     "ingest": {"heartbeat_s": 0.5, "lease_ms": 3000, "backoff_base_s": 0.5, "backoff_cap_s": 2.0,
-                                "read_timeout_s": 3.0, "connect_timeout_s": 3.0, "status_interval_s": 5.0}},
-    }
-    path.write_text(yaml.safe_dump(doc))
+    cams = [{"id": f"cam{i:03d}", "main_url": sim.url(f"cam{i:03d}"), "grids": [f"g0_{i % 4}"]}
+            for i in range(N_CAMERAS)]
+    path.write_text(yaml.safe_dump(city_doc(cams, redis_prefix=prefix, ingest={
+        "heartbeat_s": 0.5, "lease_ms": 3000, "backoff_base_s": 0.5, "backoff_cap_s": 2.0,
+        "read_timeout_s": 3.0, "connect_timeout_s": 3.0, "status_interval_s": 5.0})))
 
 
 def readers_now(events: list[dict]) -> dict[str, set[str]]:
