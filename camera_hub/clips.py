@@ -4,16 +4,14 @@ re-encoding (``+faststart`` so a browser can start playing before the whole file
 from __future__ import annotations
 
 import os
-import re
 from fractions import Fraction
 from pathlib import Path
 from typing import Protocol
 
 import av
 
+from camera_hub.annexb import is_annexb, is_parameter_set, join, nal_units
 from camera_hub.events import EncodedPacket, StreamInfo
-
-_START_CODE = re.compile(b"\x00\x00\x01")
 
 
 class ClipSource(Protocol):
@@ -22,42 +20,21 @@ class ClipSource(Protocol):
     def window(self, t0: float, t1: float) -> tuple[StreamInfo, list[EncodedPacket]] | None: ...
 
 
-def _is_annexb(data: bytes) -> bool:
-    return data.startswith(b"\x00\x00\x01") or data.startswith(b"\x00\x00\x00\x01")
-
-
-def _nal_units(data: bytes) -> list[bytes]:
-    starts = [m.end() for m in _START_CODE.finditer(data)]
-    out = []
-    for i, s in enumerate(starts):
-        end = starts[i + 1] - 3 if i + 1 < len(starts) else len(data)
-        out.append(data[s:end].rstrip(b"\x00"))
-    return [n for n in out if n]
-
-
-def _annexb(nals: list[bytes]) -> bytes:
-    return b"".join(b"\x00\x00\x00\x01" + n for n in nals)
-
-
 def _length_prefixed_to_annexb(data: bytes) -> bytes:
     nals, i = [], 0
     while i + 4 <= len(data):
         n = int.from_bytes(data[i:i + 4], "big")
         nals.append(data[i + 4:i + 4 + n])
         i += 4 + n
-    return _annexb(nals)
-
-
-def _is_parameter_set(codec: str, nal: bytes) -> bool:
-    return (nal[0] >> 1) & 0x3F in (32, 33, 34) if codec == "hevc" else nal[0] & 0x1F in (7, 8)
+    return join(nals)
 
 
 def _parameter_sets_from_extradata(codec: str, extradata: bytes | None) -> list[bytes]:
     """VPS/SPS/PPS from Annex-B, avcC or hvcC extradata."""
     if not extradata:
         return []
-    if _is_annexb(extradata):
-        return [n for n in _nal_units(extradata) if _is_parameter_set(codec, n)]
+    if is_annexb(extradata):
+        return [n for n in nal_units(extradata) if is_parameter_set(codec, n)]
     out, b = [], extradata
     try:
         if codec == "hevc":  # hvcC: 22 bytes of header, then arrays of NAL units
@@ -86,12 +63,12 @@ def _parameter_sets_from_extradata(codec: str, extradata: bytes | None) -> list[
 def _as_annexb(info: StreamInfo, packets: list[EncodedPacket]) -> list[bytes]:
     """Every packet as Annex-B, the first keyframe carrying the parameter sets: the MP4 muxer
     builds its avcC/hvcC box from them (cameras that only announce them in SDP are covered)."""
-    datas = [p.data if _is_annexb(p.data) else _length_prefixed_to_annexb(p.data) for p in packets]
-    if not any(_is_parameter_set(info.codec, n) for n in _nal_units(datas[0])):
+    datas = [p.data if is_annexb(p.data) else _length_prefixed_to_annexb(p.data) for p in packets]
+    if not any(is_parameter_set(info.codec, n) for n in nal_units(datas[0])):
         sets = _parameter_sets_from_extradata(info.codec, info.extradata)
         if not sets:
             raise ValueError("no parameter sets in the first keyframe nor in the stream's extradata")
-        datas[0] = _annexb(sets) + datas[0]
+        datas[0] = join(sets) + datas[0]
     return datas
 
 

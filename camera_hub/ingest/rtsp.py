@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from urllib.parse import unquote, urljoin, urlsplit
 
+from camera_hub.annexb import START
 from camera_hub.events import EncodedPacket, StreamInfo
 
 USER_AGENT = "camera-hub"
-START = b"\x00\x00\x00\x01"
 RECV_BYTES = 256 * 1024
 MAX_HEADER_BYTES = 64 * 1024  # an RTSP reply head longer than this is not an RTSP server
 H264_KEY = frozenset({5})  # IDR (and, see recovery_point, I-frames after a recovery point SEI)

@@ -1,12 +1,13 @@
-"""Source: one camera's RTSP connection, read by a thread of its own.
+"""Source: one camera's RTSP connection, with a thread of its own that opens and reopens it.
 
 Two readers hand out whole frames (Annex B) with the same contract: the native RTSP/TCP reader
 (:mod:`camera_hub.ingest.rtsp`, the default for ``rtsp://`` over TCP: about half the CPU of
 FFmpeg's demuxer, see benchmarks/README.md) and FFmpeg's demuxer through PyAV for ``rtsps://``
-and UDP. Both block in the camera's thread with the GIL released, so a thread per camera is
-cheap and the event loop never blocks on a camera. FFmpeg's timeouts go through its own
-``timeout`` option (microseconds, every socket wait): PyAV's ``av.open(timeout=)`` installs a
-Python callback that takes the GIL on every network poll (DESIGN §6).
+and UDP. Each camera's thread opens its session; a native session is then read by the
+worker's one :class:`~camera_hub.ingest.reactor.Reactor` thread, an FFmpeg one by the camera's
+thread (blocking, GIL released). The event loop never blocks on a camera. FFmpeg's timeouts go
+through its own ``timeout`` option (microseconds, every socket wait): PyAV's ``av.open(timeout=)``
+installs a Python callback that takes the GIL on every network poll (DESIGN §6).
 
 State machine: ``starting`` → ``up`` → ``degraded`` (still delivering, but decode errors or no
 keyframe for ``no_keyframe_after_s``) → ``down`` with a reason (auth, not_found, refused,
@@ -30,6 +31,7 @@ import av
 import av.error
 
 from camera_hub import metrics
+from camera_hub.annexb import parameter_sets
 from camera_hub.config import RtspUrl
 from camera_hub.events import EncodedPacket, Sample, StreamInfo
 from camera_hub.ingest.backoff import Backoff, OpenGate
@@ -93,21 +95,6 @@ def classify(exc: BaseException, *, reading: bool) -> str:
     if isinstance(exc, av.error.InvalidDataError):
         return "decode_errors" if reading else "error"
     return "error"
-
-
-def parameter_sets(data: bytes, codec: str) -> bytes | None:
-    """The SPS/PPS (H.264) or VPS/SPS/PPS (H.265) NAL units of an Annex B keyframe, start codes
-    kept, or None: after an in-band resolution change they replace the SDP's extradata."""
-    out = bytearray()
-    parts = data.split(b"\x00\x00\x01")
-    for part in parts[1:]:
-        nal = part.rstrip(b"\x00")
-        if not nal:
-            continue
-        kind = (nal[0] >> 1) & 0x3F if codec == "hevc" else nal[0] & 0x1F
-        if (codec == "hevc" and kind in (32, 33, 34)) or (codec != "hevc" and kind in (7, 8)):
-            out += b"\x00\x00\x00\x01" + nal
-    return bytes(out) or None
 
 
 class PyAvReader:

@@ -9,7 +9,8 @@ import av
 import pytest
 from alertkit import frame, h264_packets
 
-from camera_hub.clips import _nal_units, remux_to_mp4, write_clip
+from camera_hub.annexb import nal_units
+from camera_hub.clips import remux_to_mp4, write_clip
 from camera_hub.events import EncodedPacket, StreamInfo
 
 
@@ -58,14 +59,14 @@ def test_hevc_gets_the_hvc1_tag_browsers_accept(tmp_path) -> None:
 def test_parameter_sets_only_in_extradata_avcc_and_length_prefixed_packets(tmp_path) -> None:
     """A camera that announces SPS/PPS only in SDP, and packets in AVCC (length-prefixed) form."""
     info, packets = h264_packets(2, start=0.0, fps=10, gop=10)
-    nals = _nal_units(packets[0].data)
+    nals = nal_units(packets[0].data)
     sps = next(n for n in nals if n[0] & 0x1F == 7)
     pps = next(n for n in nals if n[0] & 0x1F == 8)
     avcc = bytes([1, sps[1], sps[2], sps[3], 0xFF, 0xE1]) + len(sps).to_bytes(2, "big") + sps + bytes([1]) \
         + len(pps).to_bytes(2, "big") + pps
 
     def strip_and_prefix(data: bytes) -> bytes:
-        units = [n for n in _nal_units(data) if n[0] & 0x1F not in (7, 8)]
+        units = [n for n in nal_units(data) if n[0] & 0x1F not in (7, 8)]
         return b"".join(len(n).to_bytes(4, "big") + n for n in units)
 
     packets = [dataclasses.replace(p, data=strip_and_prefix(p.data)) for p in packets]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import av.error
 
-from camera_hub.ingest.source import SourceOptions, classify, parameter_sets
+from camera_hub.annexb import parameter_sets
+from camera_hub.ingest.source import SourceOptions, classify
 
 
 def _err(cls: type, code: int = 1) -> BaseException:
