@@ -302,7 +302,7 @@ class IngestSettings(_Strict):
 
 
 class DetectorSettings(_Strict):
-    model: str = "sim-detector"
+    model: str = "sim-detector-int8"  # the demo model, INT8 (benchmarks/README.md, Model variants)
     providers: list[str] = ["CPUExecutionProvider"]
     intra_op_threads: int = Field(1, ge=1)
     batch_size: int = Field(8, ge=1)
@@ -313,6 +313,17 @@ class DetectorSettings(_Strict):
     # model that misses people under ~30 px (YOLOX-nano on a lookout view: 0.5)
     tile_scale: float = Field(1.0, gt=0.1, le=4)
     tile_overlap: float = Field(0.25, ge=0, lt=0.9)
+
+
+class AnalysisSettings(_Strict):
+    """The analysis planner (camera_hub/analytics/planner.py): how often each camera is analysed."""
+
+    hot_interval_s: float = Field(4.0, gt=0)  # at least this often with a candidate or open episode
+    floor_interval_s: float = Field(15.0, gt=0)  # at least this often, every live camera
+    max_in_flight: int = Field(256, ge=1)  # cameras armed or waiting (each waiting sample holds a frame)
+    initial_rate: float = Field(50.0, gt=0)  # samples/s assumed until the first batches are measured
+    tick_s: float = Field(0.25, gt=0)
+    log_every_s: float = Field(30.0, gt=0)
 
 
 class AlertSettings(_Strict):
@@ -338,6 +349,7 @@ class Settings(_Strict):
     redis: RedisSettings = RedisSettings()
     ingest: IngestSettings = IngestSettings()
     detector: DetectorSettings = DetectorSettings()
+    analysis: AnalysisSettings = AnalysisSettings()
     alerts: AlertSettings = AlertSettings()
     api: ApiSettings = ApiSettings()
 

@@ -203,7 +203,7 @@ def outage_camera(live: set[str]) -> str:
 @dataclass(frozen=True)
 class DemoOptions:
     config: Path = DEMO_CONFIG
-    cameras: int = 40
+    cameras: int = 1000  # every community camera of the demo city (with the 4 lookouts: 1,004)
     workers: int = 1
     api_port: int = 8080
     redis_url: str | None = None
@@ -211,6 +211,7 @@ class DemoOptions:
     user: str = "demo"
     password: str = "demo-password"
     open_browser: bool = True
+    worker_stats: bool = False  # each worker writes its counters to DATA_DIR/workerN-stats.json on exit
 
 
 @dataclass(frozen=True)
@@ -245,9 +246,10 @@ async def start_system(sup: Supervisor, opts: DemoOptions, say: Callable[[str], 
     metrics_urls = []
     for i in range(opts.workers):
         metrics_port = free_port()
+        stats = ["--stats-json", str(data_dir / f"worker{i + 1}-stats.json")] if opts.worker_stats else []
         await sup.start(f"worker{i + 1}", cli_argv("worker", "--config", str(runtime_dir),
                                                    "--worker-id", f"demo-{i + 1}",
-                                                   "--metrics-port", str(metrics_port)))
+                                                   "--metrics-port", str(metrics_port), *stats))
         metrics_urls.append(f"http://127.0.0.1:{metrics_port}/metrics")
     api = await sup.start("api", cli_argv("api", "--config", str(runtime_dir)))
     api_url = f"http://{cfg.settings.api.host}:{cfg.settings.api.port}"
@@ -301,7 +303,8 @@ async def run_demo(opts: DemoOptions, ready: asyncio.Event | None = None) -> int
 
 def demo(
     config: Path = typer.Option(DEMO_CONFIG, "--config", help="City config folder (default: the demo city)."),
-    cameras: int = typer.Option(40, "--cameras", min=1, help="Community cameras served live (plus the 4 lookouts)."),
+    cameras: int = typer.Option(1000, "--cameras", min=1,
+                                 help="Community cameras served live (plus the 4 lookouts); default: all of them."),
     workers: int = typer.Option(1, "--workers", min=1, help="Ingest worker processes."),
     port: int = typer.Option(8080, "--port", help="API and operator page port."),
     redis_url: str = typer.Option(None, "--redis-url", envvar="CAMERA_HUB_REDIS_URL",

@@ -17,10 +17,11 @@ then compares what the API says with what the simulator knows:
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from camera_hub.demo import (
     DEMO_CONFIG,
     DemoOptions,
     Supervisor,
+    System,
     free_port,
     outage_camera,
     scripted_outage,
@@ -135,19 +137,27 @@ def _metric_sum(text: str, name: str) -> float:
                if line.startswith(name) and not line.startswith("#"))
 
 
+Probe = Callable[[System, Supervisor, float], Awaitable[dict]]
+
+
 async def run_e2e(cameras: int, seconds: float, *, data_dir: Path | None = None,
-                  say: Callable[[str], None] = print) -> dict:
+                  say: Callable[[str], None] = print, probe: Probe | None = None) -> dict:
     """Run the demo city for ``seconds`` after it is up, with ``cameras`` live community cameras
-    (plus the lookouts); return the scores, the coverage check and a few health figures."""
+    (plus the lookouts); return the scores, the coverage check and a few health figures. ``probe``
+    (system, supervisor, time up) runs beside the scoring period; its result and the worker's
+    counters at exit (``--stats-json``) are returned too."""
     data = data_dir or Path(tempfile.mkdtemp(prefix="e2e-"))
     sup = Supervisor(quiet=("redis", "sim", "worker1", "api"))
     opts = DemoOptions(config=DEMO_CONFIG, cameras=cameras, workers=1, api_port=free_port(), data_dir=data,
-                       user="e2e", password="e2e-password", open_browser=False)
+                       user="e2e", password="e2e-password", open_browser=False, worker_stats=True)
+    probed: asyncio.Task[dict] | None = None
     try:
         system = await start_system(sup, opts, say=lambda line: say(line.replace("demo:", "e2e:", 1)))
         base, control = system.api_url, f"http://127.0.0.1:{system.control_port}"
         cut = outage_camera(system.live)
         t_up = time.time()
+        if probe is not None:
+            probed = asyncio.create_task(probe(system, sup, t_up))
         outage = asyncio.create_task(scripted_outage(system.control_port, cut, OUTAGE_AFTER_S, seconds + 600))
         say(f"e2e: up; {cut} goes offline at +{OUTAGE_AFTER_S:.0f} s; scoring {seconds:.0f} s")
         async with httpx.AsyncClient(timeout=10) as client:
@@ -159,6 +169,7 @@ async def run_e2e(cameras: int, seconds: float, *, data_dir: Path | None = None,
                 say(f"e2e: {time.time() - t_up:.0f}/{seconds:.0f} s")
             t_end = time.time()
             outage.cancel()
+            probe_result = await probed if probed is not None else None
             alerts = await fetch_alerts(client, base, headers)
             truth = {cid: (await client.get(f"{control}/ground_truth/{cid}")).json() for cid in sorted(system.live)}
             sim_cameras = (await client.get(f"{control}/cameras")).json()
@@ -172,7 +183,11 @@ async def run_e2e(cameras: int, seconds: float, *, data_dir: Path | None = None,
         serving = {c["id"] for c in sim_cameras if c["fault"] is None}
         up_api = {c["id"] for c in listed if (c.get("status") or {}).get("state") in ("up", "degraded")}
         expected = {g for c in system.cfg.cameras if c.id in serving for g in c.grids}
+        await sup.stop()
+        stats_file = data / "worker1-stats.json"
         return {
+            "probe": probe_result,
+            "worker_stats": json.loads(stats_file.read_text()) if stats_file.exists() else None,
             "cameras_live": len(system.live), "seconds": round(t_end - t_up), "alerts": len(alerts),
             "scores": score(system.cfg, alerts, truth, t_up, t_end),
             "coverage": {"city_covered": coverage["city"]["covered"], "grids": coverage["city"]["grids"],
@@ -184,6 +199,8 @@ async def run_e2e(cameras: int, seconds: float, *, data_dir: Path | None = None,
                        "detector_runs_skipped": _metric_sum(metrics, "camera_hub_motion_skipped_total")},
         }
     finally:
+        if probed is not None and not probed.done():
+            probed.cancel()
         await sup.stop()
 
 

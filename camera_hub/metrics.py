@@ -32,7 +32,20 @@ INFERENCE_BATCH = Histogram(f"{NS}_inference_batch_size", "Frames per detector b
                             buckets=(1, 2, 4, 8, 16, 32))
 MOTION_SKIPPED = Counter(f"{NS}_motion_skipped_total", "Samples whose detector run the motion gate skipped",
                          ["camera"])
+STAGE_CPU = Counter(f"{NS}_stage_cpu_seconds_total", "CPU time of the thread doing each pipeline stage "
+                    "(decode, motion, detector, rules)", ["stage"])
+DECODE_CPU, MOTION_CPU = STAGE_CPU.labels(stage="decode"), STAGE_CPU.labels(stage="motion")
+DETECTOR_CPU, RULES_CPU = STAGE_CPU.labels(stage="detector"), STAGE_CPU.labels(stage="rules")
 DETECTOR_BACKLOG = Gauge(f"{NS}_detector_backlog", "Samples waiting for the detector")
+ANALYSIS_INTERVAL = Gauge(f"{NS}_analysis_interval_seconds",
+                          "Time between the camera's last two analysed samples (the planner's effective interval)",
+                          ["camera"])
+ANALYSIS_STARVED = Gauge(f"{NS}_analysis_starved_cameras",
+                         "Live cameras not analysed within their limit (hot or floor interval)", ["worker"])
+ANALYSIS_RATE = Gauge(f"{NS}_analysis_rate", "Samples the worker's analysis gets through per busy second "
+                      "(moving average; the planner's budget)", ["worker"])
+ANALYSIS_IN_FLIGHT = Gauge(f"{NS}_analysis_in_flight", "Cameras armed for a sample or waiting to be analysed",
+                           ["worker"])
 
 # --- alerts
 ALERTS = Counter(f"{NS}_alerts_total", "Alerts created", ["type"])

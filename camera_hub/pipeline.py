@@ -41,6 +41,15 @@ class AnalysisConsumer:
     async def handle(self, samples: list[Sample]) -> None:
         await self._publish(await self.analyzer.handle(samples))
 
+    def detects(self, camera_id: str) -> bool:
+        return self.analyzer.detects(camera_id)
+
+    def hot(self, camera_id: str) -> bool:
+        return self.analyzer.hot(camera_id)
+
+    def state_bytes(self) -> int:
+        return self.analyzer.state_bytes()
+
     async def camera_state(self, camera_id: str, state: str, reason: str = "", t: float | None = None) -> None:
         """A camera changed state (the offline rule counts its grace period from here)."""
         if state == "starting":  # a camera this worker just took over: its tracks are stale

@@ -32,6 +32,12 @@ def pick_providers(wanted: Sequence[str]) -> list[str]:
     return [*chosen, "CPUExecutionProvider"]
 
 
+def provider_options(providers: Sequence[str], intra_threads: int) -> list[dict[str, str]]:
+    """Options per provider. OpenVINO runs its own thread pool, sized by ``num_of_threads`` and
+    not by the session's intra-op count (left alone it takes every core): it gets the same number."""
+    return [{"num_of_threads": str(intra_threads)} if p == "OpenVINOExecutionProvider" else {} for p in providers]
+
+
 def _options(intra_threads: int, inter_threads: int) -> ort.SessionOptions:
     so = ort.SessionOptions()
     so.intra_op_num_threads = intra_threads
@@ -90,8 +96,10 @@ class OnnxSession:
         self.path = path
         self.providers = pick_providers(providers)
         self.max_batch = max_batch
+        self.provider_options = provider_options(self.providers, intra_threads)
         opts = _options(intra_threads, inter_threads)
-        self._session = ort.InferenceSession(str(path), opts, providers=self.providers)
+        self._session = ort.InferenceSession(str(path), opts, providers=self.providers,
+                                             provider_options=self.provider_options)
         inp = self._session.get_inputs()[0]
         self.input_name: str = inp.name
         self.input_shape = list(inp.shape)
@@ -105,6 +113,11 @@ class OnnxSession:
             self._try_dynamic(opts)
 
     @property
+    def active_providers(self) -> list[str]:
+        """The providers the session runs on, as onnxruntime reports them (``get_providers()``)."""
+        return list(self._session.get_providers())
+
+    @property
     def input_size(self) -> tuple[int, int]:
         """Model input (w, h)."""
         return int(self.input_shape[3]), int(self.input_shape[2])
@@ -114,7 +127,7 @@ class OnnxSession:
         if data is None:
             return
         try:
-            batched = ort.InferenceSession(data, opts, providers=self.providers)
+            batched = ort.InferenceSession(data, opts, providers=self.providers, provider_options=self.provider_options)
         except Exception as exc:  # noqa: BLE001 - any failure means: keep the original
             log.info("%s: dynamic batch rejected by onnxruntime (%s); running item by item", self.path.name, exc)
             return

@@ -3,8 +3,10 @@
 Per batch: the scheduler drops samples of static scenes (their cameras reuse the last
 detections), the rest go through the detector in one batched call off the event loop (lookout
 cameras tiled), then per camera a tracker, the class-agnostic foreground model where a vending
-rule wants it, and the rules of each zone. Camera up/down changes come in through
-:meth:`Analyzer.camera_state` for the offline rule.
+rule wants it (over the vending zones only), and the rules of each zone. A camera whose rules
+need no detections (tamper only) never goes near the detector or its lock. Camera up/down
+changes come in through :meth:`Analyzer.camera_state` for the offline rule; :meth:`Analyzer.hot`
+tells the planner which cameras have something going on.
 """
 
 from __future__ import annotations
@@ -25,16 +27,19 @@ from camera_hub.analytics.rules.tamper import TamperState
 from camera_hub.analytics.rules.vending import VendingState
 from camera_hub.analytics.scheduler import DetectorScheduler
 from camera_hub.analytics.tracker import Tracker
-from camera_hub.analytics.zones import ZoneArea
+from camera_hub.analytics.zones import ZoneArea, zones_bbox
 from camera_hub.config import Camera, CityConfig, CrowdingRule, TamperRule, VendingRule
 from camera_hub.events import Detection, Episode, Sample, Track
-from camera_hub.metrics import INFERENCE_BATCH, INFERENCE_SECONDS
+from camera_hub.metrics import DETECTOR_CPU, INFERENCE_BATCH, INFERENCE_SECONDS, RULES_CPU
 from detectors.detector import Detector
 from detectors.tiling import detect_tiled
 
 log = logging.getLogger(__name__)
 
 LOW_SCORE = 0.1  # detections kept for the tracker's second pass
+# the foreground model covers the vending zones and this much of the frame above them (a stall's
+# canopy, a clothes rack: what stands in a frontage rises above its ground line)
+FOREGROUND_ABOVE, FOREGROUND_MARGIN = 0.15, 0.02
 
 
 @dataclass
@@ -46,6 +51,22 @@ class CameraAnalytics:
     foreground: ForegroundModel | None = None
     offline: OfflineState | None = None
 
+    @property
+    def detects(self) -> bool:
+        """Do its rules need detections? (Tamper and offline do not.)"""
+        return bool(self.zone_rules)
+
+    @property
+    def hot(self) -> bool:
+        """A rule has a candidate or an open episode: the planner samples it more often."""
+        return (any(tp.blinded for tp in self.tamper) or any(r.hot for r in self.zone_rules)
+                or (self.foreground is not None and self.foreground.candidate))
+
+    def new_foreground(self) -> ForegroundModel:
+        zones = [z for z in self.camera.zones if any(isinstance(r, VendingRule) and r.class_agnostic for r in z.rules)]
+        region = zones_bbox(zones, above=FOREGROUND_ABOVE, margin=FOREGROUND_MARGIN)
+        return ForegroundModel(region=region) if region else ForegroundModel()
+
 
 def _build(cam: Camera, tz: str, grace_s: float) -> CameraAnalytics:
     ca = CameraAnalytics(cam, Tracker(), offline=OfflineState(cam.id, grace_s))
@@ -55,7 +76,7 @@ def _build(cam: Camera, tz: str, grace_s: float) -> CameraAnalytics:
             if isinstance(rule, VendingRule):
                 ca.zone_rules.append(VendingState(cam.id, area, rule))
                 if rule.class_agnostic and ca.foreground is None:
-                    ca.foreground = ForegroundModel()
+                    ca.foreground = ca.new_foreground()
             elif isinstance(rule, CrowdingRule):
                 ca.zone_rules.append(CrowdingState(cam.id, area, rule))
             elif isinstance(rule, TamperRule):
@@ -76,16 +97,27 @@ class Analyzer:
         threshold = getattr(detector, "threshold", None)
         self._is_high = (lambda d: d.score >= threshold(d.label)) if callable(threshold) else None
 
+    def detects(self, camera_id: str) -> bool:
+        ca = self.cameras.get(camera_id)
+        return ca is not None and ca.detects
+
+    def hot(self, camera_id: str) -> bool:
+        ca = self.cameras.get(camera_id)
+        return ca is not None and ca.hot
+
     async def handle(self, samples: list[Sample]) -> list[Episode]:
         """Episodes raised by these samples (any cameras, any order)."""
-        async with self._lock:
-            return await self._handle(samples)
-
-    async def _handle(self, samples: list[Sample]) -> list[Episode]:
-        known = [s for s in samples if s.camera_id in self.cameras]
+        known = sorted((s for s in samples if s.camera_id in self.cameras), key=lambda x: x.t)
         if len(known) != len(samples):
             log.warning("dropped %d samples of cameras not in the config", len(samples) - len(known))
-        known.sort(key=lambda x: x.t)
+        # cameras without detection rules: analysed at once, without waiting for the detector
+        out = [e for s in known if not self.cameras[s.camera_id].detects for e in self._analyse(s, [])]
+        if rest := [s for s in known if self.cameras[s.camera_id].detects]:
+            async with self._lock:
+                out += await self._handle(rest)
+        return out
+
+    async def _handle(self, known: list[Sample]) -> list[Episode]:
         run, _ = self.scheduler.split(known)
         found = await asyncio.to_thread(self._detect, run) if run else []
         own = {id(s): dets for s, dets in zip(run, found, strict=True)}
@@ -106,13 +138,14 @@ class Analyzer:
             if not idx:
                 continue
             frames = [samples[i].frame for i in idx]
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             if tiled:
                 regions = [self._region(samples[i]) for i in idx]
                 found = detect_tiled(self.detector, frames, min_score=LOW_SCORE, scale=self.tile_scale,
                                      overlap=self.tile_overlap, regions=regions)
             else:
                 found = self.detector.detect(frames, min_score=LOW_SCORE)
+            DETECTOR_CPU.inc(time.thread_time() - c0)
             INFERENCE_SECONDS.labels(model=self.detector.name).observe(time.perf_counter() - t0)
             INFERENCE_BATCH.labels(model=self.detector.name).observe(len(frames))
             for i, dets in zip(idx, found, strict=True):
@@ -131,6 +164,13 @@ class Analyzer:
         return int(min(xs) * w), int(min(ys) * h), max(1, int(np.ceil(max(xs) * w))), max(1, int(np.ceil(max(ys) * h)))
 
     def _analyse(self, s: Sample, dets: list[Detection]) -> list[Episode]:
+        c0 = time.thread_time()
+        try:
+            return self._rules(s, dets)
+        finally:
+            RULES_CPU.inc(time.thread_time() - c0)
+
+    def _rules(self, s: Sample, dets: list[Detection]) -> list[Episode]:
         ca = self.cameras[s.camera_id]
         h, w = s.frame.shape[:2]
         out: list[Episode] = []
@@ -140,7 +180,7 @@ class Analyzer:
         if ca.foreground is not None:
             if any(tp.blinded for tp in ca.tamper):
                 # covered, moved, dark: the learned empty scene no longer applies; learn it again after
-                ca.foreground = ForegroundModel()
+                ca.foreground = ca.new_foreground()
             else:
                 ca.foreground.update(s.frame, dets, s.t)
         for rule in ca.zone_rules:
@@ -150,6 +190,11 @@ class Analyzer:
             else:
                 out += rule.step(tracks, s.t, w, h)
         return [dataclasses.replace(e, frame=s.frame) if e.kind != "end" and e.frame is None else e for e in out]
+
+    def state_bytes(self) -> int:
+        """Memory held by the cameras' analysis state (foreground models, tamper references)."""
+        return sum((ca.foreground.nbytes if ca.foreground else 0) + sum(tp.nbytes for tp in ca.tamper)
+                   for ca in self.cameras.values())
 
     def camera_state(self, camera_id: str, state: str, t: float, reason: str = "") -> list[Episode]:
         """Feed a camera state change (starting | up | degraded | down) to the offline rule."""

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from shapely import intersects_xy, prepare
+from shapely import intersects_xy, prepare, unary_union
 from shapely.geometry import Polygon
 
 from camera_hub.config import Zone
@@ -46,3 +47,12 @@ NormBox = tuple[float, float, float, float, str, float]
 def normalised(box: Box, width: int, height: int, label: str, score: float) -> NormBox:
     return (round(box[0] / width, 4), round(box[1] / height, 4), round(box[2] / width, 4),
             round(box[3] / height, 4), label, round(score, 3))
+
+
+def zones_bbox(zones: Sequence[Zone], *, above: float = 0.0, margin: float = 0.0) -> Box | None:
+    """The bounding box (0..1) of the zones' polygons, grown by ``margin`` on every side and by
+    ``above`` more upwards (what stands in a zone rises above it), clipped to the frame."""
+    if not zones:
+        return None
+    x1, y1, x2, y2 = unary_union([Polygon(z.polygon) for z in zones]).bounds
+    return (max(0.0, x1 - margin), max(0.0, y1 - margin - above), min(1.0, x2 + margin), min(1.0, y2 + margin))

@@ -16,6 +16,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -34,6 +37,10 @@ from camera_hub.coverage import CoverageTracker, export_coverage_forever
 from camera_hub.registry import district_of_grid
 
 WEB_DIR = Path(__file__).parent / "web"
+# The API's Redis pool: at most this many connections, and a request waits up to POOL_WAIT_S for one
+# (redis-py's default pool raises at once when all are busy, so a flood of requests answered 503)
+REDIS_POOL_SIZE = 64
+REDIS_POOL_WAIT_S = 5.0
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/api/v1/auth/login", "/openapi.json", "/docs",
                           "/docs/oauth2-redirect", "/redoc"})
 
@@ -99,6 +106,16 @@ def _validation_handler(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": json.loads(json.dumps(clean, default=str))}, status_code=422)
 
 
+def connect_pooled(url: str, *, timeout_s: float = 10.0, max_connections: int = REDIS_POOL_SIZE,
+                   wait_s: float = REDIS_POOL_WAIT_S) -> Redis:
+    """Like ``alerts.store.connect`` (no retries, socket timeouts) over a bounded pool that queues:
+    a burst waits up to ``wait_s`` for a connection instead of failing (then: ConnectionError, a 503)."""
+    pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=wait_s,
+                                           socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
+                                           retry=Retry(NoBackoff(), 0), health_check_interval=0)
+    return Redis.from_pool(pool)
+
+
 def create_app(cfg: CityConfig, *, redis_url: str | None = None, prefix: str | None = None,
                data_dir: Path | None = None, housekeeping_s: float = 5.0) -> FastAPI:
     """The API for ``cfg``; Redis URL, key prefix and data folder default to ``cfg.settings``."""
@@ -109,7 +126,7 @@ def create_app(cfg: CityConfig, *, redis_url: str | None = None, prefix: str | N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redis = connect(url, timeout_s=10.0)
+        redis = connect_pooled(url, timeout_s=10.0)
         store = AlertStore(redis, key_prefix, maxlen=settings.alerts.stream_maxlen,
                            max_age_s=settings.alerts.stream_max_age_h * 3600)
         hub = FeedHub(AlertStore(connect(url, timeout_s=30.0), key_prefix))  # its own pool for blocking reads

@@ -31,7 +31,8 @@ def users_add(
                                  help="Redis URL (default: settings.redis.url)."),
     ttl_days: float = typer.Option(365.0, "--ttl-days", help="Token lifetime."),
 ) -> None:
-    """Add or update a user and print a new API token for it."""
+    """Add or update a user and print a new API token for it (a role or password change revokes its
+    other tokens)."""
     import asyncio
     import re
     import sys
@@ -73,6 +74,42 @@ def users_add(
         typer.echo(f"cannot reach Redis at {mask_url(url)}: {type(exc).__name__}", err=True)
         raise typer.Exit(1) from None
     typer.echo(token)
+
+
+@users_app.command("remove")
+def users_remove(
+    name: str = typer.Argument(..., help="User name."),
+    config: Path = typer.Option(DEFAULT_CONFIG, "--config", help="City config folder or file."),
+    redis_url: str = typer.Option(None, "--redis-url", envvar="CAMERA_HUB_REDIS_URL",
+                                 help="Redis URL (default: settings.redis.url)."),
+) -> None:
+    """Remove a user and revoke every token it holds (exit 1 if there is no such user)."""
+    import asyncio
+
+    from camera_hub.api.auth import remove_user
+    from camera_hub.redact import mask_url
+
+    cfg = _config(config)
+    url = redis_url or cfg.settings.redis.url
+
+    async def run() -> bool:
+        from camera_hub.alerts.store import connect
+
+        r = connect(url)
+        try:
+            return await remove_user(r, cfg.settings.redis.prefix, name)
+        finally:
+            await r.aclose()
+
+    try:
+        existed = asyncio.run(run())
+    except Exception as exc:
+        typer.echo(f"cannot reach Redis at {mask_url(url)}: {type(exc).__name__}", err=True)
+        raise typer.Exit(1) from None
+    if not existed:
+        typer.echo(f"no user {name!r} (any tokens left for it are revoked)", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"removed {name} and revoked its tokens")
 
 
 def api(

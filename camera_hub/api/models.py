@@ -53,11 +53,11 @@ class UserCreate(_Request):
     password: str | None = Field(None, min_length=8, max_length=256)
 
 
-class TokenOut(BaseModel):
+class UserOut(BaseModel):
     user: str
     role: RoleName
-    token: str
-    expires_at: float
+    created: bool = Field(description="false when an existing user was updated")
+    tokens_revoked: bool = Field(description="the role or password changed, so every token of the user was revoked")
 
 
 class AlertPage(BaseModel):
@@ -98,6 +98,11 @@ class AuditEntry(BaseModel):
     client: str = ""
     result: str = ""
     detail: str = ""
+    stream: Literal["changes", "access", "denied"] = Field(
+        "changes", description="changes: users and alert actions; access: logins, logouts, clip views; "
+        "denied: refusals, sampled")
+    count: int = Field(1, description="in `denied`: the how-manyth such refusal (actor, action, address) "
+                       "this minute; past the sample only 10, 100, ... are written")
 
 
 class Error(BaseModel):
@@ -110,5 +115,5 @@ class Health(BaseModel):
 
 __all__ = [
     "ActionRequest", "Alert", "AlertPage", "AlertState", "AlertStats", "AlertTypeName", "AuditEntry", "CameraList",
-    "CameraOut", "DispatchRequest", "Error", "Health", "LoginRequest", "LoginResponse", "Me", "TokenOut", "UserCreate",
+    "CameraOut", "DispatchRequest", "Error", "Health", "LoginRequest", "LoginResponse", "Me", "UserCreate", "UserOut",
 ]

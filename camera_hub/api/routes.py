@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from camera_hub.alerts.media import media_path
 from camera_hub.alerts.model import ALERT_ID_PATTERN, OPEN_STATES
 from camera_hub.alerts.store import AlertStore
-from camera_hub.api.auth import COOKIE, Auth, Principal, client_addr, require
+from camera_hub.api.auth import COOKIE, AuditStream, Auth, Principal, client_addr, require
 from camera_hub.api.feed import STREAM_ID, FeedHub
 from camera_hub.api.models import (
     ActionRequest,
@@ -30,8 +30,8 @@ from camera_hub.api.models import (
     LoginRequest,
     LoginResponse,
     Me,
-    TokenOut,
     UserCreate,
+    UserOut,
 )
 from camera_hub.config import ID_PATTERN, Camera, CityConfig
 from camera_hub.coverage import CoverageReport, coverage_report
@@ -73,11 +73,18 @@ async def login(body: LoginRequest, request: Request, response: Response) -> Log
     """Check a password; the token comes back in the body and as an HttpOnly cookie."""
     auth = _auth(request)
     client = client_addr(request)
-    who = await auth.login(body.username, body.password, client)
-    if who is None:
+    try:
+        checked = await auth.login(body.username, body.password, client)
+    except HTTPException as exc:
+        if exc.status_code == status.HTTP_429_TOO_MANY_REQUESTS:
+            await auth.audit(body.username, "login", client=client, result="limited", detail=str(exc.detail))
+        raise
+    if checked is None:
         await auth.audit(body.username, "login", client=client, result="failed")
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
-    token, expires = await auth.issue_token(who.name, who.role)
+    who, epoch = checked
+    # bound to the user's epoch the password was checked against: a change meanwhile voids it
+    token, expires = await auth.issue_token(who.name, who.role, epoch=epoch)
     response.set_cookie(COOKIE, token, max_age=int(expires - time.time()), httponly=True, samesite="strict",
                         secure=request.url.scheme == "https", path="/")
     await auth.audit(who.name, "login", client=client)
@@ -98,21 +105,32 @@ async def me(who: Viewer) -> Me:
     return Me(user=who.name, role=who.role)
 
 
-@router.post("/users", response_model=TokenOut, status_code=201, tags=["auth"], responses=_ERRORS)
-async def add_user(body: UserCreate, who: Admin, request: Request) -> TokenOut:
-    """Create or update a user and issue it a token."""
+@router.post("/users", response_model=UserOut, status_code=201, tags=["auth"],
+             responses={**_ERRORS, 404: {"description": "no such user to update; a new user needs a password"}})
+async def add_user(body: UserCreate, who: Admin, request: Request) -> UserOut:
+    """Create a user (a password is required) or update one: its role, and its password when one
+    is given (none keeps the old one). A role or password change revokes all the user's tokens.
+    No token is returned: the user logs in (`camera-hub users add` issues API tokens)."""
     auth = _auth(request)
-    await auth.add_user(body.name, body.role, body.password)
-    token, expires = await auth.issue_token(body.name, body.role)
-    await auth.audit(who.name, "user_add", body.name, client=client_addr(request), detail=f"role={body.role}")
-    return TokenOut(user=body.name, role=body.role, token=token, expires_at=expires)
+    if body.password is None and await auth.user(body.name) is None:
+        raise HTTPException(404, f"no user {body.name!r} to update; a new user needs a password")
+    outcome = await auth.add_user(body.name, body.role, body.password)
+    await auth.audit(who.name, "user_add", body.name, client=client_addr(request),
+                     detail=f"role={body.role} {outcome}")
+    return UserOut(user=body.name, role=body.role, created=outcome == "created",
+                   tokens_revoked=outcome == "revoked")
 
 
 @router.get("/audit", response_model=list[AuditEntry], tags=["auth"], responses=_ERRORS)
-async def audit(who: Admin, request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[AuditEntry]:
+async def audit(who: Admin, request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                stream: Annotated[AuditStream | None, Query(description="changes (users, alert actions), access "
+                                                            "(logins, logouts, clip views) or denied "
+                                                            "(refusals, sampled); default: all three")] = None,
+                ) -> list[AuditEntry]:
     """The newest audit entries first."""
-    rows = await _auth(request).read_audit(limit)
-    return [AuditEntry.model_validate({**r, "at": float(r.get("at") or 0)}) for r in rows]
+    rows = await _auth(request).read_audit(limit, stream)
+    return [AuditEntry.model_validate({**r, "at": float(r.get("at") or 0), "count": int(r.get("count") or 1)})
+            for r in rows]
 
 
 # ------------------------------------------------------------------ cameras and coverage

@@ -66,15 +66,17 @@ def worker(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        consumer = None
+        consumer = planner = None
         if not ingest_only:
+            from camera_hub.analytics.planner import AnalysisPlanner
             from camera_hub.pipeline import build_consumer
 
             typer.echo(f"worker {wid}: loading detector {cfg.settings.detector.model}", err=True)
             consumer = build_consumer(cfg, client, prefix=prefix, data_dir=data_dir,
                                       clip_source_for=lambda cid: w.ring(cid))
             await consumer.start()
-        w = Worker(cfg, worker_id=wid, redis=client, prefix=prefix, cameras=cams, consumer=consumer)
+            planner = AnalysisPlanner(cfg.settings.analysis, worker=wid)
+        w = Worker(cfg, worker_id=wid, redis=client, prefix=prefix, cameras=cams, consumer=consumer, planner=planner)
         typer.echo(f"worker {wid}: {len(cams)} cameras in the pool", err=True)
         try:
             await w.run(stop)
@@ -82,7 +84,7 @@ def worker(
             if consumer is not None:
                 await consumer.stop()
             if stats_json is not None:
-                stats_json.write_text(json.dumps(w.stats(with_lags=True)))
+                stats_json.write_text(json.dumps(w.final_stats or w.stats(with_lags=True)))
             await client.aclose()
 
     asyncio.run(main())

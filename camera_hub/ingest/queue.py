@@ -50,6 +50,9 @@ class SampleQueue:
         self.put_count += 1
         self._ready.set()
 
+    def waiting(self) -> list[Sample]:
+        return [s for q in self._by_camera.values() for s in q]
+
     def take(self, max_n: int) -> list[Sample]:
         """Up to ``max_n`` samples, one per camera per round, oldest-waiting camera first."""
         out: list[Sample] = []

@@ -35,6 +35,24 @@ from camera_hub.events import EncodedPacket, StreamInfo
 USER_AGENT = "camera-hub"
 RECV_BYTES = 256 * 1024
 MAX_HEADER_BYTES = 64 * 1024  # an RTSP reply head longer than this is not an RTSP server
+# Bounds against a hostile or broken camera (docs/security.md). In each of these attacks data keeps
+# flowing, so no read timeout fires: past a bound the session ends with RtspProtocolError, which the
+# Source reports as down, reason "error".
+# An RTSP message body: a DESCRIBE's SDP (a few hundred bytes to a few KiB), a reply or request
+# between interleaved frames (usually none). A body inside the stream is skipped as it arrives,
+# never held; the bound stops a Content-Length of gigabytes from swallowing the stream for ever.
+MAX_BODY_BYTES = 64 * 1024
+# One access unit (a frame), in RTP payload bytes: a 3840x2160 4:2:0 8-bit picture is 12.4 MB raw,
+# so 8 MiB holds a 4K IDR compressed only 1.5:1, where cameras' 4K IDRs are 0.3-2 MB.
+MAX_AU_BYTES = 8 * 1024 * 1024
+# NAL units in one access unit: slices (cameras send 1 to a few dozen; one per macroblock row of a
+# 4K picture is 135), SEI, AUD, parameter sets. Each is a piece the decoder and clip writer walk.
+MAX_AU_NALS = 4096
+# RTP packets in one access unit: one per NAL unit, or FU fragments, which cameras cut at the MTU
+# (~1400 bytes); this allows 512-byte ones up to MAX_AU_BYTES. Each packet's payload is held as a
+# piece of its own until the unit ends (~40 bytes of object besides the payload), so this bounds
+# that overhead too: a unit of 2-byte fragments ends after ~20,000 packets, not 4 million.
+MAX_AU_PACKETS = MAX_AU_NALS + MAX_AU_BYTES // 512
 H264_KEY = frozenset({5})  # IDR (and, see recovery_point, I-frames after a recovery point SEI)
 H265_KEY = frozenset(range(16, 22))  # IRAP: BLA, IDR, CRA
 
@@ -48,7 +66,8 @@ class RtspStatusError(Exception):
 
 
 class RtspProtocolError(Exception):
-    """The server said something this reader cannot use (no H.264/H.265 track, bad reply)."""
+    """The server said something this reader cannot use (no H.264/H.265 track, bad reply), or
+    sent more than it may: a frame or an RTSP message past the bounds (MAX_AU_*, MAX_*_BYTES)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +91,9 @@ def parse_sdp(sdp: str, base: str) -> Track:
         if not lines[0].startswith("m=video"):
             continue
         rtpmap = {m[1]: (m[2].upper(), int(m[3])) for ln in lines
-                  if (m := re.match(r"a=rtpmap:(\d+)\s+([\w.-]+)/(\d+)", ln))}
+                  if (m := re.match(r"a=rtpmap:([0-9]{1,9})\s+([\w.-]+)/([0-9]{1,9})(?![0-9])", ln))}
         for pt, (name, clock) in rtpmap.items():
-            if name not in ("H264", "H265", "HEVC"):
+            if name not in ("H264", "H265", "HEVC") or clock <= 0:
                 continue
             fmtp = next((ln.split(None, 1)[1] for ln in lines if ln.startswith(f"a=fmtp:{pt} ")), "")
             params = dict(p.strip().partition("=")[::2] for p in fmtp.split(";") if "=" in p)
@@ -103,6 +122,18 @@ def _sprop(codec: str, params: dict[str, str]) -> bytes | None:
                 except ValueError:
                     return None
     return b"".join(START + n for n in nals if n) or None
+
+
+def _content_length(value: bytes) -> int:
+    """A message's Content-Length: at most :data:`MAX_BODY_BYTES`, else RtspProtocolError."""
+    value = value.strip()
+    if not value:
+        return 0
+    if not re.fullmatch(rb"[0-9]{1,12}", value):
+        raise RtspProtocolError("an RTSP message with a malformed Content-Length")
+    if (length := int(value)) > MAX_BODY_BYTES:
+        raise RtspProtocolError(f"an RTSP message body of {length} bytes (at most {MAX_BODY_BYTES})")
+    return length
 
 
 def _auth_params(header: str) -> dict[str, str]:
@@ -178,13 +209,19 @@ def recovery_point(sei: bytes) -> bool:
 
 class Depacketizer:
     """RTP payloads → whole access units (Annex B). A unit ends at the marker bit or when the
-    timestamp moves on; one with a lost packet (sequence gap) is dropped, not handed on broken."""
+    timestamp moves on; one with a lost packet (sequence gap) is dropped, not handed on broken.
+    A unit past :data:`MAX_AU_BYTES`, :data:`MAX_AU_NALS` or :data:`MAX_AU_PACKETS` (a camera that
+    never ends a frame) is dropped and :meth:`push` raises :class:`RtspProtocolError`: what it
+    holds never exceeds those bounds by more than one packet."""
 
     def __init__(self, codec: str) -> None:
         self.hevc = codec == "hevc"
         self.keys = H265_KEY if self.hevc else H264_KEY
         self.lost = 0  # access units dropped for a sequence gap
-        self._parts: list[bytes] = []
+        self._parts: list[bytes] = []  # the unit so far, Annex B, joined at its end
+        self._size = 0  # payload bytes in _parts
+        self._nals = 0
+        self._packets = 0
         self._ts: int | None = None
         self._key = False
         self._broken = False
@@ -194,8 +231,10 @@ class Depacketizer:
     def push(self, payload: bytes, seq: int, ts: int, marker: bool) -> tuple[bytes, int, bool] | None:
         """One RTP payload; returns (data, rtp timestamp, is_keyframe) when a unit completes."""
         done = None
-        if self._ts is not None and ts != self._ts and self._parts:
-            done = self._finish()  # the previous unit had no marker
+        if ts != self._ts:
+            if self._parts:
+                done = self._finish()  # the previous unit had no marker
+            self._packets = 0
         if self._next_seq is not None and seq != self._next_seq:
             self._broken = True
             self._in_fu = False
@@ -203,6 +242,14 @@ class Depacketizer:
         self._ts = ts
         if payload:
             self._add(payload)
+            self._size += len(payload)
+        self._packets += 1
+        if self._size > MAX_AU_BYTES or self._nals > MAX_AU_NALS or self._packets > MAX_AU_PACKETS:
+            what = (f"{self._size} bytes" if self._size > MAX_AU_BYTES else
+                    f"{self._nals} NAL units" if self._nals > MAX_AU_NALS else f"{self._packets} packets")
+            self._broken = True
+            self._finish()
+            raise RtspProtocolError(f"an access unit of over {what} without an end")
         if marker:
             return self._finish() or done
         return done
@@ -210,6 +257,7 @@ class Depacketizer:
     def _finish(self) -> tuple[bytes, int, bool] | None:
         parts, key, broken, ts = self._parts, self._key, self._broken, self._ts
         self._parts, self._key, self._broken, self._in_fu = [], False, False, False
+        self._size = self._nals = self._packets = 0
         if broken or not parts or ts is None:
             if parts or broken:
                 self.lost += 1
@@ -239,6 +287,7 @@ class Depacketizer:
                 if nal:
                     self._nal(self._type(nal), nal)
                     self._parts += (START, nal)
+                    self._nals += 1
                 i += 2 + size
         elif t == (49 if hevc else 28):  # fragmentation unit (FU / FU-A)
             if len(p) <= hdr:
@@ -250,6 +299,7 @@ class Depacketizer:
                 head = bytes(((p[0] & 0x81) | (kind << 1), p[1])) if hevc else bytes(((p[0] & 0xE0) | kind,))
                 self._nal(kind, head + p[hdr + 1:])
                 self._parts += (START, head, p[hdr + 1:])
+                self._nals += 1
                 self._in_fu = True
             elif self._in_fu:
                 self._parts.append(p[hdr + 1:])
@@ -260,6 +310,7 @@ class Depacketizer:
         elif hevc or 1 <= t <= 23:  # a single NAL unit
             self._nal(t, p)
             self._parts += (START, p)
+            self._nals += 1
 
 
 class RtspReceiver:
@@ -289,6 +340,7 @@ class RtspReceiver:
         self.info: StreamInfo | None = None
         self.depacketizer: Depacketizer | None = None
         self.garbage_bytes = 0  # bytes skipped to find the interleaved framing again
+        self._discard = 0  # what is still to come of an RTSP message body inside the stream
         self._first_ts: int | None = None
         self._last_ts = 0
         self._wraps = 0
@@ -303,9 +355,9 @@ class RtspReceiver:
         headers, _ = self._request("SETUP", track.control, {"Transport": "RTP/AVP/TCP;unicast;interleaved=0-1"})
         session = headers.get("session", "")
         self._session = session.split(";")[0].strip() or None
-        if m := re.search(r"timeout=(\d+)", session):
+        if m := re.search(r"timeout=([0-9]{1,9})(?![0-9])", session):
             self._keepalive_s = max(5.0, int(m[1]) / 2)
-        if m := re.search(r"interleaved=(\d+)", headers.get("transport", "")):
+        if m := re.search(r"interleaved=([0-9]{1,3})(?![0-9])", headers.get("transport", "")):
             self.channel = int(m[1])
         self._request("PLAY", base if base.startswith("rtsp") else self.url, {"Range": "npt=0.000-"})
         self._sock.settimeout(self._read_timeout_s)
@@ -352,7 +404,8 @@ class RtspReceiver:
         raise RtspStatusError(method, 401)
 
     def _response(self, deadline: float) -> tuple[int, dict[str, str], bytes]:
-        """The next reply, skipping interleaved data that arrives before it."""
+        """The next reply, skipping interleaved data that arrives before it. What it holds is
+        bounded: a head of MAX_HEADER_BYTES, a body of MAX_BODY_BYTES, one read more."""
         assert self._sock is not None
         while True:
             if self._buf[:1] == b"$" and len(self._buf) >= 4:
@@ -360,10 +413,10 @@ class RtspReceiver:
                 if len(self._buf) >= end:
                     self._buf = self._buf[end:]
                     continue
-            elif (head_end := self._buf.find(b"\r\n\r\n")) >= 0:
+            elif (head_end := self._buf.find(b"\r\n\r\n", 0, MAX_HEADER_BYTES + 4)) >= 0:
                 head = self._buf[:head_end].decode("utf-8", "replace").split("\r\n")
                 headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in head[1:])}
-                length = int(headers.get("content-length", "0") or 0)
+                length = _content_length(headers.get("content-length", "").encode())
                 if len(self._buf) >= head_end + 4 + length:
                     body = self._buf[head_end + 4:head_end + 4 + length]
                     self._buf = self._buf[head_end + 4 + length:]
@@ -409,17 +462,28 @@ class RtspReceiver:
                 self._next_keepalive = mono + 1.0
 
     def feed(self, chunk: bytes, now: float) -> list[EncodedPacket]:
-        """Bytes off the socket → the access units they complete, stamped ``now``."""
+        """Bytes off the socket → the access units they complete, stamped ``now``.
+
+        What stays for the next call is one unfinished interleaved frame (at most 65,539 bytes,
+        by the framing's 16-bit length) or RTSP message head (MAX_HEADER_BYTES); a message body is
+        skipped as it arrives. So each call copies a bounded remainder plus ``chunk``, never a
+        buffer that grows with the stream. Raises RtspProtocolError past a bound."""
         depack, info, track = self.depacketizer, self.info, self.track
         assert depack is not None and info is not None and track is not None
         buf = self._buf + chunk if self._buf else chunk
         channel, pt, tb = self.channel, track.payload_type, info.time_base
         out: list[EncodedPacket] = []
         pos, n = 0, len(buf)
+        if self._discard:
+            pos = min(self._discard, n)
+            self._discard -= pos
         while n - pos >= 4:
             if buf[pos] != 0x24:  # "$"
                 skip = self._skip_text(buf, pos)
                 if skip is None:
+                    break
+                if skip > n:  # a message body still on its way: dropped as it comes
+                    self._discard, pos = skip - n, n
                     break
                 pos = skip
                 continue
@@ -451,15 +515,16 @@ class RtspReceiver:
         return ts + (self._wraps << 32) - self._first_ts
 
     def _skip_text(self, buf: bytes, pos: int) -> int | None:
-        """At a non-"$" byte: skip an RTSP message (a keepalive's reply) or garbage, up to the
-        next "$". None when the message is not all here yet."""
+        """At a non-"$" byte: skip an RTSP message (a keepalive's reply, a request from the
+        server) or garbage, up to the next "$". Returns where the message ends (past ``buf`` when
+        its body is still to come); None when its head is not all here yet. A body over
+        MAX_BODY_BYTES raises RtspProtocolError."""
         if buf.startswith(b"RTSP/", pos) or re.match(rb"[A-Z_]+ \S+ RTSP/", buf[pos:pos + 256]):
-            head_end = buf.find(b"\r\n\r\n", pos)
+            head_end = buf.find(b"\r\n\r\n", pos, pos + MAX_HEADER_BYTES + 4)
             if head_end < 0:
                 return None if len(buf) - pos < MAX_HEADER_BYTES else len(buf)
-            m = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", buf[pos:head_end])
-            end = head_end + 4 + (int(m[1]) if m else 0)
-            return end if end <= len(buf) else None
+            m = re.search(rb"(?i)\r\ncontent-length:([^\r\n]*)", buf[pos:head_end])
+            return head_end + 4 + (_content_length(m[1]) if m else 0)
         nxt = buf.find(b"$", pos + 1)
         nxt = len(buf) if nxt < 0 else nxt
         self.garbage_bytes += nxt - pos

@@ -322,12 +322,15 @@ class Source:
         self._health(now)
 
     def _decode(self, pkt: EncodedPacket, now: float) -> None:
+        c0 = time.thread_time()
         try:
             sample = self.sampler.decode(pkt, now)
         except (av.error.FFmpegError, DecodeError):
             self.decode_errors += 1
             self._error_times.append(now)
             return
+        finally:
+            metrics.DECODE_CPU.inc(time.thread_time() - c0)
         if sample is None:
             return
         h, w = sample.frame.shape[:2]
@@ -338,7 +341,9 @@ class Source:
             self.ring.set_info(self._info)
             self.ring.append(pkt)
         if self._motion is not None:
+            c0 = time.thread_time()
             self._motion(sample)
+            metrics.MOTION_CPU.inc(time.thread_time() - c0)
         self.samples += 1
         if self._on_sample is not None:
             self._on_sample(sample)

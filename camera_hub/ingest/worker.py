@@ -4,8 +4,9 @@ Each camera's :class:`Source` reads in its own thread (blocking reads never touc
 loop); samples cross into the loop through a bounded :class:`SampleQueue` and go to a pluggable
 :class:`SampleConsumer` in batches. The loop also writes each camera's status to Redis and
 Prometheus and, with Redis, runs the :class:`Shard` that decides which cameras this process
-may read. The analysis consumer (detector, rules, alerts) is wired in by its owner; the default
-one only counts.
+may read. The analysis consumer (detector, rules, alerts) is wired in by its owner, with an
+:class:`~camera_hub.analytics.planner.AnalysisPlanner` that decides which cameras' keyframes are
+decoded at all (the analysis budget); the default consumer only counts, one sample per interval.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, Protocol
 
 from camera_hub import metrics
 from camera_hub.analytics.motion import MotionGate
+from camera_hub.analytics.planner import AnalysisPlanner
 from camera_hub.config import Camera, CityConfig
 from camera_hub.events import Sample
 from camera_hub.ingest.backoff import Backoff, OpenGate
@@ -36,6 +38,14 @@ log = logging.getLogger(__name__)
 
 class SampleConsumer(Protocol):
     async def handle(self, samples: list[Sample]) -> None: ...
+
+
+class PlannedConsumer(SampleConsumer, Protocol):
+    """A consumer the planner can steer: which cameras need the detector, which are hot."""
+
+    def detects(self, camera_id: str) -> bool: ...
+
+    def hot(self, camera_id: str) -> bool: ...
 
 
 class CountingConsumer:
@@ -84,13 +94,17 @@ class _Reported:
 class Worker:
     def __init__(self, cfg: CityConfig, *, worker_id: str, redis: Any | None = None, prefix: str | None = None,
                  consumer: SampleConsumer | None = None, cameras: Sequence[Camera] | None = None,
-                 batch_size: int | None = None) -> None:
+                 batch_size: int | None = None, planner: AnalysisPlanner | None = None) -> None:
         self.cfg = cfg
         self.settings = cfg.settings.ingest
         self.worker_id = worker_id
         self.redis = redis
         self.prefix = cfg.settings.redis.prefix if prefix is None else prefix
         self.consumer: SampleConsumer = consumer or CountingConsumer()
+        self.planner = planner
+        if planner is not None and not (hasattr(self.consumer, "detects") and hasattr(self.consumer, "hot")):
+            raise TypeError("a planned worker needs a consumer with detects() and hot()")
+        self._now_tasks: set[asyncio.Task[None]] = set()  # analyses of detector-free cameras
         self.cameras = {c.id: c for c in (cameras if cameras is not None else cfg.cameras) if c.enabled}
         self.batch_size = batch_size or cfg.settings.detector.batch_size
         self.gate = OpenGate(self.settings.max_opens_in_flight)
@@ -107,6 +121,7 @@ class Worker:
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self.shard: Shard | None = None
+        self.final_stats: dict[str, Any] | None = None
         if redis is not None:
             self.shard = Shard(redis, self.prefix, worker_id, self.cameras, start=self._start_camera,
                                stop=self._stop_camera, heartbeat_s=self.settings.heartbeat_s,
@@ -135,6 +150,16 @@ class Worker:
                "reconnects": sum(s.reconnects for s in self.sources.values()), "opens_peak": self.gate.peak}
         if with_lags:
             out["lags"] = timed
+        waiting = sum(s.frame.nbytes for s in self.queue.waiting())
+        state = getattr(self.consumer, "state_bytes", None)
+        out["memory_bytes"] = {"rings": sum(r.nbytes for r in self._rings.values()), "samples_waiting": waiting,
+                               "analysis_state": state() if state else 0}
+        if self.planner is not None:
+            p = self.planner
+            out["analysis"] = {"rate": round(p.rate, 1), "armed": p.armed_total,
+                               "starved": p.starvation(time.time()).starved,
+                               "intervals_hot": [round(x, 2) for x in p.intervals(hot=True)],
+                               "intervals_idle": [round(x, 2) for x in p.intervals(hot=False)]}
         return out
 
     # ------------------------------------------------------------------ cameras
@@ -147,14 +172,18 @@ class Worker:
         gate = self._gates.setdefault(cam.id, MotionGate(det.motion_threshold, det.force_interval_s))
         loop = self._loop
         assert loop is not None
+        sampler = Sampler(cam.id, interval, keyframes_only=s.keyframes_only and not fps,
+                          skip_loop_filter=s.skip_loop_filter)
+        if self.planner is not None and sampler.keyframes_only:  # fps cameras sample on their own
+            sampler.armed = False
+            self.planner.add(cam.id, detects=self.consumer.detects(cam.id), want_s=interval)  # type: ignore[attr-defined]
         return Source(
             cam.id, cam.ingest_url,
-            sampler=Sampler(cam.id, interval, keyframes_only=s.keyframes_only and not fps,
-                            skip_loop_filter=s.skip_loop_filter),
+            sampler=sampler,
             ring=ring, gate=self.gate, backoff=Backoff(s.backoff_base_s, s.backoff_cap_s, random.Random()),
             options=SourceOptions(transport=cam.transport, receiver=s.receiver, connect_timeout_s=s.connect_timeout_s,
                                   read_timeout_s=s.read_timeout_s, no_keyframe_after_s=s.no_keyframe_after_s),
-            on_sample=lambda sample: _to_loop(loop, self.queue.put, sample),
+            on_sample=lambda sample: _to_loop(loop, self._sample_in, sample),
             on_state=lambda _src: _to_loop(loop, self._dirty.set),
             motion=gate.update,
             on_done=lambda: _to_loop(loop, done.set),
@@ -182,6 +211,8 @@ class Worker:
         self.sources.pop(camera_id, None)
         self._rings.pop(camera_id, None)
         self._gates.pop(camera_id, None)
+        if self.planner is not None:
+            self.planner.remove(camera_id)
         self._forget_metrics(camera_id, self._reported.pop(camera_id, None))
 
     # ------------------------------------------------------------------ status
@@ -222,6 +253,8 @@ class Worker:
         fps, bitrate = rep.fps, rep.bitrate
         if rep.labels != (state, reason):
             self._changes.append((cid, state, reason, since))
+            if self.planner is not None:
+                self.planner.set_live(cid, state in COVERING, time.time())
             cam = self.cameras[cid]
             metrics.CAMERA_UP.labels(**self._camera_labels(cam)).set(1 if state in COVERING else 0)
             if rep.labels and rep.labels != (state, reason):
@@ -263,21 +296,60 @@ class Worker:
             await asyncio.sleep(0.1)  # coalesce bursts of state changes
 
     # ------------------------------------------------------------------ samples
+    def _sample_in(self, sample: Sample) -> None:
+        """A decoded sample reaches the loop: detector-free cameras are analysed now, the rest queue."""
+        if self.planner is None:
+            self.queue.put(sample)
+            return
+        self.planner.arrived(sample.camera_id, sample.t, time.time())
+        if self.consumer.detects(sample.camera_id):  # type: ignore[attr-defined]
+            self.queue.put(sample)
+        else:
+            task = asyncio.create_task(self._analyse([sample]))
+            self._now_tasks.add(task)
+            task.add_done_callback(self._now_tasks.discard)
+
+    async def _analyse(self, batch: list[Sample]) -> None:
+        metrics.DETECTOR_BACKLOG.set(len(self.queue))
+        now = time.time()
+        for s in batch:
+            metrics.FRAME_LAG.observe(now - s.t)
+        t0 = time.perf_counter()
+        try:
+            await self.consumer.handle(batch)
+        except Exception:  # a consumer bug must not stop ingest
+            log.exception("sample consumer failed")
+        if self.planner is not None:
+            hot = self.consumer.hot  # type: ignore[attr-defined]
+            for s in batch:
+                self.planner.analysed(s.camera_id, s.t, hot(s.camera_id))
+            self.planner.batch_done(sum(1 for s in batch if self.consumer.detects(s.camera_id)),  # type: ignore[attr-defined]
+                                    time.perf_counter() - t0)
+
     async def _consume_loop(self) -> None:
         while True:
-            batch = await self.queue.get_batch(self.batch_size)
+            await self._analyse(await self.queue.get_batch(self.batch_size))
+
+    async def _plan_loop(self) -> None:
+        """Arm the cameras the planner picks, every tick; its report (metrics, log) once a second."""
+        assert self.planner is not None
+        reported = 0.0
+        while not self._stopping.is_set():
             now = time.time()
-            for s in batch:
-                metrics.FRAME_LAG.observe(now - s.t)
-            try:
-                await self.consumer.handle(batch)
-            except Exception:  # a consumer bug must not stop ingest
-                log.exception("sample consumer failed")
+            for cid in self.planner.plan(now):
+                if (src := self.sources.get(cid)) is not None:
+                    src.sampler.armed = True
+            if now - reported >= 1.0:
+                reported = now
+                self.planner.report(now)
+            await asyncio.sleep(self.planner.s.tick_s)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._tasks = [asyncio.create_task(self._consume_loop()), asyncio.create_task(self._status_loop())]
+        if self.planner is not None:
+            self._tasks.append(asyncio.create_task(self._plan_loop()))
         if self.shard is not None:
             self._tasks.append(asyncio.create_task(self.shard.run(self._stopping)))
         else:
@@ -302,4 +374,5 @@ class Worker:
         try:
             await stop.wait()
         finally:
+            self.final_stats = self.stats(with_lags=True)  # as it stood: stop() lets every camera go
             await self.stop()

@@ -63,6 +63,16 @@ def test_users_add_then_api_serves_with_that_token(tmp_path) -> None:
         assert login.status_code == 200
         assert len(httpx.get(f"http://127.0.0.1:{port}/api/v1/cameras",
                              headers={"Authorization": f"Bearer {token}"}).json()["items"]) > 1000
+        # removing the user revokes its tokens at once, the CLI's and the login's
+        gone = subprocess.run([*cli, "users", "remove", "ops1", "--config", str(cfg_dir), "--redis-url", REDIS_URL],
+                              capture_output=True, text=True, timeout=60, cwd=REPO)
+        assert gone.returncode == 0, gone.stderr
+        for t in (token, login.json()["token"]):
+            me = httpx.get(f"http://127.0.0.1:{port}/api/v1/me", headers={"Authorization": f"Bearer {t}"})
+            assert me.status_code == 401
+        again = subprocess.run([*cli, "users", "remove", "ops1", "--config", str(cfg_dir), "--redis-url", REDIS_URL],
+                               capture_output=True, text=True, timeout=60, cwd=REPO)
+        assert again.returncode == 1 and "no user" in again.stderr
     finally:
         if proc is not None:
             proc.terminate()

@@ -33,10 +33,16 @@ class CrowdingState:
         self._started_at: float | None = None
         self._last_count = 0
         self._last_update = 0.0
+        self.people = 0  # in the zone at the last sample
+
+    @property
+    def hot(self) -> bool:
+        """A crowd is building (half the threshold or more) or an episode is open."""
+        return self._started_at is not None or self.people * 2 >= self.need
 
     def step(self, tracks: Sequence[Track], t: float, width: int, height: int) -> list[Episode]:
         inside = [tr for tr in tracks if tr.label == PERSON and self.zone.holds(tr.box, width, height)]
-        n = len(inside)
+        n = self.people = len(inside)
         boxes = tuple(normalised(tr.box, width, height, tr.label, tr.score) for tr in inside)
         if self._started_at is None:
             if self.start_gate.step(n >= self.need and self.zone.open_at(t), t) != "start":

@@ -111,6 +111,10 @@ class TamperState:
         return []
 
     @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self._ref_grey, *(x.grey for x in self._learning)) if a is not None)
+
+    @property
     def blinded(self) -> bool:
         """The view is not what the reference shows (now, or an episode is open)."""
         return self.gate.active or bool(self.current)

@@ -63,6 +63,11 @@ class VendingState:
         self._last_count = 0
         self._last_update = 0.0
 
+    @property
+    def hot(self) -> bool:
+        """Something counted rests in the zone, or an episode is open."""
+        return self.gate.active or bool(self._rests)
+
     def _dwelling(self, tracks: Sequence[Track], t: float, width: int, height: int) -> list[Item]:
         """Objects of a counted class in the zone, big enough, with the time something came to rest
         where they stand."""

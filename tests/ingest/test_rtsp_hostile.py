@@ -1,0 +1,210 @@
+"""Hostile cameras (issue #12 items 1 and 6): real RTSP servers on 127.0.0.1 that never end a
+frame, or announce an RTSP message too long to hold (inside the interleaved stream, or as the
+DESCRIBE reply). Each session must end with :class:`RtspProtocolError` (the Source's reason
+"error", state down) while the memory the process allocated stays under the receiver's stated
+bounds (tracemalloc's peak, so the tests hold whatever the buffers are made of). Unbounded, one
+such camera grew a worker from 100 MB to 1.9 GB in seconds while its status stayed "starting"."""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+import tracemalloc
+from collections.abc import Iterable
+from fractions import Fraction
+
+import pytest
+from test_rtsp_receiver import IDR, P, S, fu_a, rtp, stap_a
+
+from camera_hub.config import RtspUrl
+from camera_hub.events import EncodedPacket, StreamInfo
+from camera_hub.ingest import rtsp
+from camera_hub.ingest.backoff import Backoff, OpenGate
+from camera_hub.ingest.reactor import Reactor
+from camera_hub.ingest.ring import PacketRing
+from camera_hub.ingest.rtsp import Depacketizer, RtspProtocolError, RtspReceiver
+from camera_hub.ingest.sampler import Sampler
+from camera_hub.ingest.source import Source, classify
+
+MIB = 1 << 20
+# What a bounded session may still hold beside its bounds: a few socket reads (256 KiB each) on
+# their way through the parser, and the bookkeeping of the test and its server.
+SLACK = 2 * MIB
+SDP = b"v=0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:track1\r\n"
+
+
+class HostileServer:
+    """A real TCP server for one RTSP session (no authentication): answers DESCRIBE, SETUP and
+    PLAY, then sends ``stream`` until it is all out or the client hung up, and closes. With
+    ``describe``, that reply head answers DESCRIBE and the stream follows it. The stream is built
+    beforehand, so that the server allocates next to nothing while the test traces memory."""
+
+    def __init__(self, stream: bytes, *, describe: bytes | None = None) -> None:
+        self.stream, self.describe = memoryview(stream), describe
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"rtsp://127.0.0.1:{self.sock.getsockname()[1]}/s"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self.sock.accept()
+        with conn, self.sock:
+            try:
+                self._handshake(conn)
+                for i in range(0, len(self.stream), 65536):
+                    conn.sendall(self.stream[i:i + 65536])
+            except OSError:  # the client hung up: what a bounded receiver does
+                pass
+
+    def _handshake(self, conn: socket.socket) -> None:
+        buf = b""
+        while True:
+            while b"\r\n\r\n" not in buf:
+                data = conn.recv(4096)
+                if not data:
+                    raise ConnectionResetError
+                buf += data
+            head, buf = buf.split(b"\r\n\r\n", 1)
+            method, cseq = head.split(b" ", 1)[0], re.search(rb"CSeq: (\d+)", head)[1].decode()
+            ok = f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\n"
+            if method == b"DESCRIBE" and self.describe is not None:
+                conn.sendall(self.describe)
+                return
+            if method == b"DESCRIBE":
+                conn.sendall(f"{ok}Content-Length: {len(SDP)}\r\n\r\n".encode() + SDP)
+            elif method == b"SETUP":
+                conn.sendall(f"{ok}Session: s1;timeout=60\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"
+                             .encode())
+            elif method == b"PLAY":
+                conn.sendall(f"{ok}\r\n".encode())
+                return
+
+
+@pytest.fixture(scope="module")
+def reactor() -> Reactor:
+    return Reactor(name="hostile-reactor")
+
+
+def play(server: HostileServer, reactor: Reactor) -> tuple[BaseException | None, int, list[EncodedPacket]]:
+    """Open a session on ``server`` and let the reactor read it until it ends: (why it ended, the
+    peak of memory allocated meanwhile, the access units it delivered)."""
+    rx = RtspReceiver(server.url, read_timeout_s=3.0)
+    rx.open()
+    ended, why, got = threading.Event(), [], []
+    tracemalloc.start()
+    try:
+        reactor.add(rx, got.append, lambda exc: (why.append(exc), ended.set()), 3.0)
+        assert ended.wait(8.0), "the session never ended"
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    server.thread.join(5.0)
+    return why[0], peak, got
+
+
+def same_frame(payloads: Iterable[bytes]) -> bytes:
+    """Interleaved RTP packets, all of one timestamp, none with the marker: a frame never ended."""
+    return b"".join(rtp(seq & 0xFFFF, 9000, p, False) for seq, p in enumerate(payloads))
+
+
+def endless_fu_a(fragment: int, total: int) -> bytes:
+    """An IDR's FU-A start fragment, then middle fragments (``total`` bytes of stream)."""
+    body = (bytes(range(256)) * (fragment // 256 + 1))[:fragment]
+    packets = total // (fragment + 18)
+    return same_frame(bytes([0x7C, 0x85 if i == 0 else 0x05]) + body for i in range(packets))
+
+
+@pytest.mark.parametrize("fragment", [60000, 2], ids=["large-fragments", "2-byte-fragments"])
+def test_a_fu_a_that_never_ends_ends_the_session_within_the_access_unit_bounds(reactor, fragment) -> None:
+    # large fragments meet MAX_AU_BYTES after ~140 packets; 2-byte ones meet MAX_AU_PACKETS first,
+    # each held as an object of its own (under 64 bytes with its list slot)
+    stream = endless_fu_a(fragment, 24 * MIB if fragment > 1000 else 150_000 * (fragment + 18))
+    why, peak, got = play(HostileServer(stream), reactor)
+    assert isinstance(why, RtspProtocolError) and classify(why, reading=True) == "error", repr(why)
+    assert got == []
+    bound = rtsp.MAX_AU_BYTES if fragment > 1000 else rtsp.MAX_AU_PACKETS * 64
+    assert peak < bound + SLACK, f"{peak / MIB:.1f} MiB held"
+
+
+@pytest.mark.parametrize("packing", ["single-nal", "stap-a"])
+def test_tiny_nal_units_of_one_timestamp_without_a_marker_end_the_session_at_the_nal_bound(reactor, packing) -> None:
+    # 100,000 NAL units of 8 bytes (non-IDR slices), each in its own packet or a thousand to a
+    # STAP-A: ~5.5 MiB of Python objects when kept one by one; the bound stops at 4096 (each held
+    # in under 64 bytes: its own object and two list slots)
+    nal = P[:8]
+    stream = same_frame([nal] * 100_000 if packing == "single-nal" else [stap_a(*[nal] * 1000)] * 100)
+    why, peak, got = play(HostileServer(stream), reactor)
+    assert isinstance(why, RtspProtocolError) and classify(why, reading=True) == "error", repr(why)
+    assert got == []
+    assert peak < rtsp.MAX_AU_NALS * 64 + SLACK, f"{peak / MIB:.1f} MiB held"
+
+
+@pytest.mark.parametrize("head", [
+    b"RTSP/1.0 200 OK\r\nCSeq: 9\r\nContent-Length: 999999999\r\n\r\n",
+    b"SET_PARAMETER rtsp://127.0.0.1/s RTSP/1.0\r\nCSeq: 3\r\nContent-Type: text/parameters\r\n"
+    b"Content-Length: 999999999\r\n\r\n",
+], ids=["response", "request"])
+def test_a_huge_content_length_inside_the_interleaved_stream_ends_the_session(reactor, head) -> None:
+    stream = rtp(0, 0, P, True) + rtp(1, 3600, P, True) + head + bytes(16 * MIB)
+    why, peak, _ = play(HostileServer(stream), reactor)
+    assert isinstance(why, RtspProtocolError) and classify(why, reading=True) == "error", repr(why)
+    assert peak < rtsp.MAX_HEADER_BYTES + rtsp.MAX_BODY_BYTES + SLACK, f"{peak / MIB:.1f} MiB held"
+
+
+@pytest.mark.parametrize("attack", ["huge-body", "endless-head"])
+def test_a_describe_reply_too_long_to_hold_fails_the_open(attack) -> None:
+    # the endless head was bounded before (MAX_HEADER_BYTES): kept here so that it stays so
+    if attack == "huge-body":
+        describe = b"RTSP/1.0 200 OK\r\nCSeq: 1\r\nContent-Type: application/sdp\r\nContent-Length: 999999999\r\n\r\n"
+        line = b"a=x-pad:" + b"z" * 1000 + b"\r\n"
+    else:
+        describe, line = b"RTSP/1.0 200 OK\r\nCSeq: 1\r\n", b"X-Pad: " + b"z" * 1000 + b"\r\n"
+
+    server = HostileServer(line * (16 * MIB // len(line)), describe=describe)
+    rx = RtspReceiver(server.url, connect_timeout_s=2.0)
+    tracemalloc.start()
+    try:
+        with pytest.raises(RtspProtocolError):
+            rx.open()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        rx.close()
+    server.thread.join(5.0)
+    assert peak < rtsp.MAX_HEADER_BYTES + rtsp.MAX_BODY_BYTES + SLACK, f"{peak / MIB:.1f} MiB held"
+
+
+def test_a_camera_that_never_ends_a_frame_goes_down_with_reason_error(reactor) -> None:
+    """Through a real Source: the status leaves "starting" for down/error instead of staying there."""
+    server = HostileServer(endless_fu_a(60000, 24 * MIB))
+    src = Source("hostile", RtspUrl(server.url), sampler=Sampler("hostile", 2.0), ring=PacketRing(1, MIB),
+                 gate=OpenGate(1), backoff=Backoff(30.0, 60.0), reactor=reactor)
+    src.start()
+    try:
+        deadline = time.monotonic() + 8.0
+        while not src.history and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        src.stop()
+        assert src.done.wait(5.0)
+    assert [(state, reason) for _, state, reason in src.history][:1] == [("down", "error")]
+
+
+def test_what_stays_within_the_bounds_still_gets_through() -> None:
+    """A 4 MiB IDR in 1400-byte FU-A fragments is one access unit; an in-stream reply with a body
+    just under MAX_BODY_BYTES, split over reads, is skipped and the frames after it arrive."""
+    d, big = Depacketizer("h264"), IDR[:1] + bytes(4 * MIB)
+    frags = fu_a(big, 1400)
+    outs = [d.push(f, i, 0, i == len(frags) - 1) for i, f in enumerate(frags)]
+    assert outs[-1] == (S + big, 0, True) and outs[:-1] == [None] * (len(frags) - 1)
+
+    body = b"x" * (rtsp.MAX_BODY_BYTES - 10)
+    reply = b"RTSP/1.0 200 OK\r\nCSeq: 9\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    stream = rtp(0, 0, P, True) + reply + rtp(1, 3600, P, True) + rtp(2, 7200, P, True)
+    rx = RtspReceiver("rtsp://127.0.0.1/s")
+    rx.info, rx.track = StreamInfo("h264", 0, 0, None, Fraction(1, 90000)), rtsp.parse_sdp(SDP.decode(), "")
+    rx.depacketizer = Depacketizer("h264")
+    got = [p.pts for i in range(0, len(stream), 1000) for p in rx.feed(stream[i:i + 1000], 0.0)]
+    assert got == [0, 3600, 7200]
