@@ -6,10 +6,10 @@ same run and scoring as `benchmarks/e2e_score.py`), and beside the scoring perio
 a window after warm-up:
 
 - CPU ms per camera-second by stage, from the worker's own per-stage thread-CPU counters
-  (`camera_hub_stage_cpu_seconds_total`: decode, motion gate, detector, tracker and rules) and
-  its threads' CPU in /proc: receive = the reactor thread less the decode and motion gate it
-  also runs; publish and loop = the event-loop thread less the rules; other = the rest of the
-  process (camera threads, GC, metrics server); the simulator's CPU beside it;
+  (`camera_hub_stage_cpu_seconds_total`: decode, motion gate, detector, tracker and rules, and
+  the reactor's and event loop's thread totals): receive = the reactor thread less the decode
+  and motion gate it also runs; publish and loop = the event-loop thread less the rules; other =
+  the rest of the process from /proc (camera threads, GC, metrics server); the simulator beside;
 - resident memory (VmRSS) of the worker per live camera, and the parts the worker can count
   (packet rings, samples waiting, analysis state; the keyframe decoders are shared);
 - the effective analysis interval (p50/p95) of cameras the planner had hot (a candidate or an
@@ -42,27 +42,13 @@ from camera_hub.e2e import format_report, run_e2e  # noqa: E402
 
 LOOKOUTS = 4
 TICK = os.sysconf("SC_CLK_TCK")
-STAGES = ("decode", "motion", "detector", "rules")
+STAGES = ("decode", "motion", "detector", "rules", "reactor_thread", "loop_thread")
 
 
 def cpu_of(path: str) -> float:
     """utime + stime (seconds) from a /proc stat file."""
     fields = Path(path).read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def threads(pid: int) -> dict[str, float]:
-    """CPU seconds per thread name (summed over threads of one name)."""
-    out: dict[str, float] = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            name = (task / "comm").read_text().strip()
-            tid = int(task.name)
-            key = "main" if tid == pid else name
-            out[key] = out.get(key, 0.0) + cpu_of(str(task / "stat"))
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-    return out
 
 
 def rss_mb(pid: int) -> float:
@@ -81,8 +67,7 @@ async def stage_counters(url: str) -> dict[str, float]:
 
 
 def snapshot(pid: int, sim_pid: int) -> dict:
-    return {"t": time.time(), "process": cpu_of(f"/proc/{pid}/stat"), "threads": threads(pid),
-            "sim": cpu_of(f"/proc/{sim_pid}/stat")}
+    return {"t": time.time(), "process": cpu_of(f"/proc/{pid}/stat"), "sim": cpu_of(f"/proc/{sim_pid}/stat")}
 
 
 def make_probe(warmup_s: float, window_s: float):
@@ -99,8 +84,7 @@ def make_probe(warmup_s: float, window_s: float):
         rss = rss_mb(pid)
         cam_s = len(system.live) * (b["t"] - a["t"])
         d = {k: sb[k] - sa[k] for k in STAGES}
-        th = {k: b["threads"].get(k, 0.0) - a["threads"].get(k, 0.0) for k in b["threads"]}
-        reactor, main = th.get("rtsp-reactor", 0.0), th.get("main", 0.0)
+        reactor, main = d["reactor_thread"], d["loop_thread"]
         process = b["process"] - a["process"]
         ms = {"receive": reactor - d["decode"] - d["motion"], "decode": d["decode"], "motion": d["motion"],
               "detector": d["detector"], "rules": d["rules"], "publish_and_loop": main - d["rules"],

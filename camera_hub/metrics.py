@@ -36,6 +36,8 @@ STAGE_CPU = Counter(f"{NS}_stage_cpu_seconds_total", "CPU time of the thread doi
                     "(decode, motion, detector, rules)", ["stage"])
 DECODE_CPU, MOTION_CPU = STAGE_CPU.labels(stage="decode"), STAGE_CPU.labels(stage="motion")
 DETECTOR_CPU, RULES_CPU = STAGE_CPU.labels(stage="detector"), STAGE_CPU.labels(stage="rules")
+# the threads' totals, to split the rest: the reactor's less decode and motion is receiving
+REACTOR_CPU, LOOP_CPU = STAGE_CPU.labels(stage="reactor_thread"), STAGE_CPU.labels(stage="loop_thread")
 DETECTOR_BACKLOG = Gauge(f"{NS}_detector_backlog", "Samples waiting for the detector")
 ANALYSIS_INTERVAL = Gauge(f"{NS}_analysis_interval_seconds",
                           "Time between the camera's last two analysed samples (the planner's effective interval)",

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from camera_hub import metrics
 from camera_hub.events import EncodedPacket
 from camera_hub.ingest.rtsp import RECV_BYTES, RtspReceiver
 
@@ -78,6 +79,7 @@ class Reactor:
     # ------------------------------------------------------------------ reactor thread
     def _run(self) -> None:
         next_sweep = time.monotonic() + SWEEP_S
+        cpu_seen = time.thread_time()
         while True:
             for key, _ in self._sel.select(SWEEP_S):
                 try:
@@ -92,6 +94,9 @@ class Reactor:
             now = time.monotonic()
             if now >= next_sweep:
                 next_sweep = now + SWEEP_S
+                cpu = time.thread_time()  # this thread's CPU (receive, and the decode it runs), for city_scale
+                metrics.REACTOR_CPU.inc(cpu - cpu_seen)
+                cpu_seen = cpu
                 for s in [s for s in self._sessions if now - s.last_data > s.read_timeout_s]:
                     self._end(s, TimeoutError(f"no data for {s.read_timeout_s:.0f} s"))
 

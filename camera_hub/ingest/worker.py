@@ -333,9 +333,12 @@ class Worker:
     async def _plan_loop(self) -> None:
         """Arm the cameras the planner picks, every tick; its report (metrics, log) once a second."""
         assert self.planner is not None
-        reported = 0.0
+        reported, cpu_seen = 0.0, time.thread_time()
         while not self._stopping.is_set():
             now = time.time()
+            cpu = time.thread_time()  # the event loop's thread (rules, publish, status, planner)
+            metrics.LOOP_CPU.inc(cpu - cpu_seen)
+            cpu_seen = cpu
             for cid in self.planner.plan(now):
                 if (src := self.sources.get(cid)) is not None:
                     src.sampler.armed = True
