@@ -85,7 +85,6 @@ async def test_slow_detector_planned_within_budget_then_starvation_reported(sim_
         assert statistics.median(hot_iv) < statistics.median(idle_iv), report  # the spare budget went to them
         assert p95(idle_iv) <= settings.floor_interval_s + 0.5, report
         assert max(tamper_iv) <= 2.0 * 1.5, report  # its own sample interval: no waiting for the detector
-        assert planner.starvation(time.time()).starved == 0, report
         assert worker.queue.dropped == 0 and peak_queue <= settings.max_in_flight, report
         assert 3.0 < planner.rate < 7.0, report  # it measured the detector (~5 samples/s)
 
