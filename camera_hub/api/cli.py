@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -33,13 +34,11 @@ def users_add(
 ) -> None:
     """Add or update a user and print a new API token for it (a role or password change revokes its
     other tokens)."""
-    import asyncio
     import re
     import sys
 
     from camera_hub.api.auth import ROLES, create_user
     from camera_hub.config import ID_PATTERN
-    from camera_hub.redact import mask_url
 
     if role not in ROLES:
         typer.echo(f"unknown role {role!r}; one of {', '.join(ROLES)}", err=True)
@@ -58,22 +57,30 @@ def users_add(
     cfg = _config(config)
     url = redis_url or cfg.settings.redis.url
 
-    async def run() -> str:
-        from camera_hub.alerts.store import connect
+    token = _on_redis(url, lambda r: create_user(r, cfg.settings.redis.prefix, name, role, pw,  # type: ignore[arg-type]
+                                                 token_ttl_s=ttl_days * 86400))
+    typer.echo(token)
 
+
+def _on_redis(url: str, call: Any) -> Any:
+    """Run ``call(redis)`` on a fresh connection; an unreachable Redis exits 1 (URL masked)."""
+    import asyncio
+
+    from camera_hub.alerts.store import connect
+    from camera_hub.redact import mask_url
+
+    async def run() -> Any:
         r = connect(url)
         try:
-            return await create_user(r, cfg.settings.redis.prefix, name, role, pw,  # type: ignore[arg-type]
-                                     token_ttl_s=ttl_days * 86400)
+            return await call(r)
         finally:
             await r.aclose()
 
     try:
-        token = asyncio.run(run())
+        return asyncio.run(run())
     except Exception as exc:
         typer.echo(f"cannot reach Redis at {mask_url(url)}: {type(exc).__name__}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(token)
 
 
 @users_app.command("remove")
@@ -84,28 +91,13 @@ def users_remove(
                                  help="Redis URL (default: settings.redis.url)."),
 ) -> None:
     """Remove a user and revoke every token it holds (exit 1 if there is no such user)."""
-    import asyncio
 
     from camera_hub.api.auth import remove_user
-    from camera_hub.redact import mask_url
 
     cfg = _config(config)
     url = redis_url or cfg.settings.redis.url
 
-    async def run() -> bool:
-        from camera_hub.alerts.store import connect
-
-        r = connect(url)
-        try:
-            return await remove_user(r, cfg.settings.redis.prefix, name)
-        finally:
-            await r.aclose()
-
-    try:
-        existed = asyncio.run(run())
-    except Exception as exc:
-        typer.echo(f"cannot reach Redis at {mask_url(url)}: {type(exc).__name__}", err=True)
-        raise typer.Exit(1) from None
+    existed = _on_redis(url, lambda r: remove_user(r, cfg.settings.redis.prefix, name))
     if not existed:
         typer.echo(f"no user {name!r} (any tokens left for it are revoked)", err=True)
         raise typer.Exit(1)
