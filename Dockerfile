@@ -3,13 +3,13 @@
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py MANIFEST.in README.md ./
 COPY camera_hub ./camera_hub
 COPY detectors ./detectors
 COPY models ./models
 COPY config ./config
 RUN pip install --no-cache-dir . && useradd --system --uid 10001 hub && mkdir -p /data && chown hub /data
 USER hub
-EXPOSE 8080 9101
+EXPOSE 8080 9101 8091
 ENTRYPOINT ["camera-hub"]
 CMD ["--help"]

@@ -56,13 +56,21 @@ def rss_mb(pid: int) -> float:
     return int(m.group(1)) / 1024 if m else 0.0
 
 
+EVIDENCE = ("camera_hub_evidence_recordings", "camera_hub_evidence_disk_bytes",
+            "camera_hub_evidence_written_bytes_total")
+
+
 async def stage_counters(url: str) -> dict[str, float]:
+    """The stage CPU counters and the evidence recorder's figures, from the worker's metrics."""
     async with httpx.AsyncClient(timeout=10) as c:
         text = (await c.get(url)).text
     out = {}
     for stage in STAGES:
         m = re.search(rf'camera_hub_stage_cpu_seconds_total{{stage="{stage}"}} ([0-9.e+-]+)', text)
         out[stage] = float(m.group(1)) if m else 0.0
+    for name in EVIDENCE:
+        m = re.search(rf"^{name} ([0-9.e+-]+)$", text, re.M)
+        out[name] = float(m.group(1)) if m else 0.0
     return out
 
 
@@ -76,9 +84,12 @@ def make_probe(warmup_s: float, window_s: float):
         sim_pid = next(c.proc.pid for c in sup.children if c.name == "sim" and c.proc)
         await asyncio.sleep(max(0.0, t_up + warmup_s - time.time()))
         a, sa = snapshot(pid, sim_pid), await stage_counters(system.metrics_urls[0])
-        peak = 0.0
+        peak, rec_peak, disk_peak = 0.0, 0.0, 0.0
         while time.time() < a["t"] + window_s:
             peak = max(peak, rss_mb(pid))
+            ev = await stage_counters(system.metrics_urls[0])
+            rec_peak = max(rec_peak, ev["camera_hub_evidence_recordings"])
+            disk_peak = max(disk_peak, ev["camera_hub_evidence_disk_bytes"])
             await asyncio.sleep(5.0)
         b, sb = snapshot(pid, sim_pid), await stage_counters(system.metrics_urls[0])
         rss = rss_mb(pid)
@@ -94,7 +105,9 @@ def make_probe(warmup_s: float, window_s: float):
         ms["simulator"] = round(1000 * (b["sim"] - a["sim"]) / cam_s, 3)
         return {"window_s": round(b["t"] - a["t"], 1), "cpu_ms_per_camera_s": ms, "rss_mb": round(rss, 1),
                 "rss_peak_mb": round(max(peak, rss), 1), "rss_mb_per_camera": round(rss / len(system.live), 3),
-                "load": os.getloadavg()[0]}
+                "load": os.getloadavg()[0],
+                "evidence": {"recordings_peak": rec_peak, "disk_peak_mb": round(disk_peak / 2**20, 1),
+                             "write_kb_s": round((sb[EVIDENCE[2]] - sa[EVIDENCE[2]]) / 1024 / (b["t"] - a["t"]), 1)}}
     return probe
 
 
@@ -116,6 +129,7 @@ def summary(size: int, r: dict) -> str:
              f"{pct(idle, 0.5)} p95 {pct(idle, 0.95)} s ({len(idle)}); max {max(hot + idle, default=None)} s; "
              f"planner rate {an.get('rate')} samples/s, starved at exit {an.get('starved')}",
              f"samples dropped {ws.get('dropped')} of {ws.get('samples')} decoded",
+             f"evidence recorder: {p.get('evidence')}",
              format_report(r)]
     return "\n".join(lines)
 

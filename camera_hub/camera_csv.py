@@ -2,7 +2,9 @@
 
 Columns: id, name, kind, main_url, sub_url, lat, lon, grids (``;``-separated), zones (JSON,
 optional: the camera's zones as in YAML). Export masks passwords unless asked not to; import
-refuses a masked password (RtspUrl does) rather than silently storing ``***``.
+refuses a masked password (RtspUrl does) rather than silently storing ``***``, and any
+``${NAME}`` reference: a CSV holds literal values, and a reference written into cameras.yaml
+would be expanded there.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from camera_hub.config import Camera, ConfigError, ConfigIssue, camera_dump
+from camera_hub.config import ENV_REFERENCE, Camera, ConfigError, ConfigIssue, camera_dump
 from camera_hub.redact import mask_text
 
 COLUMNS = ["id", "name", "kind", "main_url", "sub_url", "lat", "lon", "grids", "zones"]
@@ -69,6 +71,12 @@ def import_csv(path: Path) -> list[Camera]:
             raise ConfigError([ConfigIssue(str(path), 1, "", f"missing column(s): {', '.join(missing)}")])
         for row in reader:
             line = reader.line_num
+            refs = [c for c, v in row.items() if isinstance(v, str) and ENV_REFERENCE.search(v)]
+            for column in refs:
+                issues.append(ConfigIssue(str(path), line, column or "", "a ${...} reference: a CSV holds literal "
+                                          "values (environment references belong in cameras.yaml)"))
+            if refs:
+                continue
             try:
                 cameras.append(Camera.model_validate(_row_to_data(row)))
             except ValidationError as exc:

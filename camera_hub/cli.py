@@ -11,6 +11,9 @@ app = typer.Typer(
     help="Camera Hub: RTSP ingest, ONNX detectors, alerts and coverage for a city camera network.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # locals may hold camera passwords
+    epilog="Without --config a command uses $CAMERA_HUB_CONFIG, else ./config/demo-city, else the demo city "
+           "packaged with camera-hub. Models (manifests, .onnx files): --models DIR, $CAMERA_HUB_MANIFEST_PATH / "
+           "$CAMERA_HUB_MODEL_PATH, ./models, then the packaged models.",
 )
 
 # Order is the order of `camera-hub --help`.

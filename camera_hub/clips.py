@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Protocol
 
 import av
+import numpy as np
 
 from camera_hub.annexb import is_annexb, is_parameter_set, join, nal_units
 from camera_hub.events import EncodedPacket, StreamInfo
@@ -95,6 +96,26 @@ def _ts(value: int | None, tb: Fraction, fallback_s: float) -> float:
     return float(value * tb) if value is not None else fallback_s
 
 
+def _decode_times(packets: list[EncodedPacket]) -> list[int | None]:
+    """The packets' dts; for B-frames whose reader knew only presentation times (RTP carries no
+    decode time: the native reader gives dts = pts, which then go backwards), rebuilt: the pts in
+    order, each moved back by the most any frame is shown after it is decoded. Without this the
+    muxer's rising dts pushed each B-frame's pts past the frame after it (shown out of order).
+    Left alone when a step back is over a second (a new session in the window, not a B-frame)."""
+    dts, pts = [p.dts for p in packets], [p.pts for p in packets]
+    if None in pts or any(d is not None and d != q for d, q in zip(dts, pts, strict=True)):
+        return dts
+    top, back = pts[0], 0
+    for q in pts:
+        top = max(top, q)  # type: ignore[type-var]
+        back = max(back, top - q)  # type: ignore[operator]
+    if back == 0 or back * packets[0].time_base > 1:
+        return dts
+    order = sorted(pts)  # type: ignore[type-var]
+    shift = max(o - q for o, q in zip(order, pts, strict=True))  # type: ignore[operator]
+    return [o - shift for o in order]
+
+
 def remux_to_mp4(info: StreamInfo, packets: list[EncodedPacket], path: Path) -> float:
     """Write ``packets`` (from the first keyframe on) to ``path`` as MP4; returns the duration in s.
 
@@ -112,8 +133,8 @@ def remux_to_mp4(info: StreamInfo, packets: list[EncodedPacket], path: Path) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
     stamps: list[tuple[int, int]] = []  # (dts, pts) in 1/90000 s, dts strictly rising as the muxer needs
-    for p in packets:
-        dts_s = _ts(p.dts if p.dts is not None else p.pts, p.time_base, p.received_at - r0 + t_start) - t_start
+    for p, d in zip(packets, _decode_times(packets), strict=True):
+        dts_s = _ts(d if d is not None else p.pts, p.time_base, p.received_at - r0 + t_start) - t_start
         pts_s = _ts(p.pts, p.time_base, dts_s + t_start) - t_start
         dts = max(int(round(dts_s / tb)), stamps[-1][0] + 1 if stamps else 0)
         stamps.append((dts, max(int(round(pts_s / tb)), dts)))
@@ -135,14 +156,40 @@ def remux_to_mp4(info: StreamInfo, packets: list[EncodedPacket], path: Path) -> 
     return end_s
 
 
-def write_clip(source: ClipSource, started_at: float, pre_roll_s: float, post_roll_s: float,
-               path: Path) -> float | None:
-    """Take the window around an episode's onset from ``source`` and write it; None when the
-    ring has nothing for that window (e.g. the camera dropped)."""
-    got = source.window(started_at - pre_roll_s, started_at + post_roll_s)
-    if got is None:
-        return None
+class NoClip(Exception):
+    """Why an alert has no clip: ``no_video`` (nothing kept for its window: the camera was not
+    read here, or had dropped) or ``no_keyframe``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def write_clip(source: ClipSource, t0: float, t1: float, path: Path) -> tuple[StreamInfo, list[EncodedPacket]]:
+    """Write what ``source`` holds from the keyframe at or before ``t0`` up to ``t1`` (wall-clock
+    receive times) to ``path``; returns the stream and the packets written (the first a keyframe)."""
+    got = source.window(t0, t1)
+    if got is None or not got[1]:
+        raise NoClip("no_video")
     info, packets = got
-    if not packets or not any(p.is_keyframe for p in packets):
+    first = next((i for i, p in enumerate(packets) if p.is_keyframe), None)
+    if first is None:
+        raise NoClip("no_keyframe")
+    remux_to_mp4(info, packets[first:], path)
+    return info, packets[first:]
+
+
+def keyframe_image(info: StreamInfo, packets: list[EncodedPacket], t: float) -> np.ndarray | None:
+    """The picture of the last keyframe at or before ``t`` (else the first), decoded (BGR), or
+    None when it does not decode."""
+    keys = [p for p in packets if p.is_keyframe]
+    if not keys:
         return None
-    return remux_to_mp4(info, packets, path)
+    key = max((p for p in keys if p.received_at <= t), key=lambda p: p.received_at, default=keys[0])
+    ctx = av.CodecContext.create(info.codec, "r")
+    try:
+        for frame in ctx.decode(av.Packet(_as_annexb(info, [key])[0])) + ctx.decode(None):
+            return frame.to_ndarray(format="bgr24")
+    except (av.FFmpegError, ValueError):
+        return None
+    return None

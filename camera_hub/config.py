@@ -1,8 +1,10 @@
 """City model and settings: typed (pydantic v2), loaded from YAML with file/line/field errors.
 
 A config is a folder (``city.yaml``, ``cameras.yaml``, optional ``settings.yaml``; their top
-level keys are merged) or one YAML file holding everything. ``${VAR}`` in a string is replaced
-by the environment variable VAR, so passwords need not live in the file.
+level keys are merged) or one YAML file holding everything. ``${CAMERA_HUB_SECRET_X}`` as the
+password of a camera URL or of ``settings.redis.url`` is replaced by that environment variable,
+percent-encoded, so passwords need not live in the file; a reference anywhere else is an error
+(docs/security.md, City config). YAML aliases are refused.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import yaml
 from pydantic import (
@@ -32,6 +34,13 @@ from shapely.validation import explain_validity
 from camera_hub.redact import MASK, mask_text, mask_url
 
 CONFIG_FILES = ("city.yaml", "cameras.yaml", "settings.yaml")
+# ${NAME}: a reference to an environment variable. Only names with this prefix may be referenced,
+# so a config cannot read the process's other variables (CAMERA_HUB_REDIS_URL, cloud tokens).
+SECRET_PREFIX = "CAMERA_HUB_SECRET_"
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# a URL whose whole password is one reference: scheme://user:${NAME}@rest
+_PASSWORD_REFERENCE = re.compile(r"(?s)(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*:)"
+                                 r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)\}(?P<tail>@.*)")
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 Id = Annotated[str, Field(pattern=ID_PATTERN)]
 
@@ -62,6 +71,7 @@ class RtspUrl:
         if not isinstance(url, str) or not re.match(r"^rtsps?://[^/\s]+", url):
             shown = mask_url(url) if isinstance(url, str) else type(url).__name__
             raise ValueError(f"must be an rtsp:// or rtsps:// URL with a host, got {shown!r}")
+        _check_userinfo(url)
         if urlsplit(url).password == MASK:
             raise ValueError("the password is masked (***): export with --include-passwords, or set it")
         self._url = url
@@ -102,6 +112,28 @@ class RtspUrl:
             serialization=core_schema.plain_serializer_function_ser_schema(lambda v: v.masked),
             json_schema_input_schema=core_schema.str_schema(pattern=r"^rtsps?://"),
         )
+
+
+_ENCODE_HINT = "write / ? # @ % and spaces in the user or password percent-encoded (%2F %3F %23 %40 %25 %20)"
+
+
+def _check_userinfo(url: str) -> None:
+    """Refuse a URL whose user or password was written unencoded. Why: ``ab@cd/efgh99`` made the
+    client connect to host ``cd`` and send the rest of the password in its request line, and a
+    ``/`` made the port parse fail with the start of the password in the error. The messages
+    never quote the URL."""
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        raise ValueError(f"a space or control character in the URL: {_ENCODE_HINT}")
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise ValueError(f"the port is not a number from 0 to 65535: {_ENCODE_HINT}") from None
+    if "@" in url.partition("://")[2][len(parts.netloc):]:
+        raise ValueError(f"an '@' after the host: {_ENCODE_HINT}")
+    for part in (parts.username, parts.password):
+        if part and any(ord(c) < 0x20 or ord(c) == 0x7F for c in unquote(part)):
+            raise ValueError("the user or password holds an encoded control character")
 
 
 # --------------------------------------------------------------------------- city model
@@ -216,8 +248,12 @@ class Camera(_Strict):
     grids: list[Id] = Field(min_length=1)
     zones: list[Zone] = []
     sample_interval_s: float | None = Field(None, gt=0)  # overrides settings.ingest
-    transport: Literal["tcp", "udp"] = "tcp"
+    # RTP over TCP (interleaved) or UDP; auto: TCP, and UDP when the camera refuses TCP (461)
+    transport: Literal["auto", "tcp", "udp"] = "auto"
     enabled: bool = True
+    # answer a Basic auth challenge (the password in clear text) on the native RTSP reader; off,
+    # a camera that offers only Basic is "down" (auth): a spoofed camera could ask for it
+    allow_basic_auth: bool = False
 
     @property
     def ingest_url(self) -> RtspUrl:
@@ -261,6 +297,14 @@ class PatrolZone(_Strict):
     grids: list[Id] = Field(min_length=1)
 
 
+class GridWorker(_Strict):
+    """A grid worker (网格员): who the command centre dispatches to the scene of an alert."""
+
+    id: Id
+    name: str
+    grids: list[Id] = Field(min_length=1)  # the grids this worker looks after (suggested first)
+
+
 class CoverageTargets(_Strict):
     overall: float = Field(0.8, ge=0, le=1)
     categories: dict[GridCategory, float] = {"new_residential": 1.0}
@@ -282,7 +326,11 @@ class IngestSettings(_Strict):
     sample_interval_s: float = Field(2.0, gt=0)
     keyframes_only: bool = True
     skip_loop_filter: bool = True  # keyframe-only decoding skips deblocking (see ingest/sampler.py)
-    ring_seconds: float = Field(10.0, gt=0)
+    ring_seconds: float = Field(10.0, gt=0)  # full-rate packets kept per camera (clip pre-roll)
+    # behind them, one keyframe every ring_lapse_every_s back to ring_lapse_s (a clip's time-lapse
+    # to an onset seen late; see ingest/ring.py); 0 turns the time-lapse off
+    ring_lapse_s: float = Field(30.0, ge=0)
+    ring_lapse_every_s: float = Field(4.0, gt=0)
     ring_max_bytes: int = Field(8 * 1024 * 1024, gt=0)
     connect_timeout_s: float = Field(5.0, gt=0)
     read_timeout_s: float = Field(5.0, gt=0)
@@ -295,10 +343,22 @@ class IngestSettings(_Strict):
     lease_ms: int = Field(6000, ge=1000)  # a dead worker's cameras move within ~lease + one tick
     no_keyframe_after_s: float = Field(30.0, gt=0)  # no keyframe this long: degraded (no_keyframe)
     status_interval_s: float = Field(2.0, gt=0)  # how often each camera's status hash is refreshed
-    # native: Camera Hub's own RTSP/TCP reader for rtsp:// over TCP (rtsps:// and UDP always go
+    # native: Camera Hub's own RTSP reader for rtsp:// (RTP over TCP or UDP; rtsps:// always goes
     # through FFmpeg); pyav: FFmpeg's RTSP demuxer for every camera
     receiver: Literal["native", "pyav"] = "native"
+    # client ports for RTP over UDP (a pair per UDP camera: RTP even, RTCP odd), from this range;
+    # cameras must reach the worker's address on them (docs/operations.md)
+    rtp_udp_ports: tuple[int, int] = (50000, 59999)
+    bye_timeout_s: float = Field(2.0, gt=0)  # after a sender's RTCP BYE: reopen when no new sender came
     fps_cameras: dict[str, float] = {}  # camera id -> N: decode every frame, sample N per second
+
+    @field_validator("rtp_udp_ports")
+    @classmethod
+    def _port_range(cls, v: tuple[int, int]) -> tuple[int, int]:
+        low, high = v
+        if not 1024 <= low < high <= 65535 or high - (low + (low & 1)) < 1:
+            raise ValueError("a range [low, high] within 1024-65535 that holds at least one even/odd port pair")
+        return v
 
 
 class DetectorSettings(_Strict):
@@ -329,12 +389,26 @@ class AnalysisSettings(_Strict):
 class AlertSettings(_Strict):
     data_dir: str = "data"
     cooldown_s: float = Field(300.0, ge=0)
-    pre_roll_s: float = Field(5.0, ge=0)
+    # a clip runs from pre_roll_s before the rule's onset (which may be a sampling interval after
+    # what happened: the older part comes from the keyframe time-lapse) to post_roll_s after the alert
+    pre_roll_s: float = Field(20.0, ge=0)
     post_roll_s: float = Field(5.0, ge=0)
     stream_maxlen: int = Field(100_000, ge=100)
     stream_max_age_h: float = Field(24 * 30, gt=0)
     sla_hours: dict[str, float] = {"default": 30.0}
     offline_grace_s: float = Field(120.0, ge=0)
+
+
+class EvidenceSettings(_Strict):
+    """Keyframes of cameras with a rule candidate kept on disk for clips (camera_hub/evidence.py)."""
+
+    enabled: bool = True
+    linger_s: float = Field(30.0, ge=0)  # keep recording this long after the camera was last hot
+    keep_s: float = Field(120.0, ge=0)  # a closed recording is deleted this long after (clips are cut by then)
+    max_recordings: int = Field(400, ge=1)  # at once, per worker
+    max_recording_bytes: int = Field(32 * 1024 * 1024, ge=1024)  # then it goes on in a new file
+    max_disk_bytes: int = Field(4 * 1024**3, ge=1024)  # all recordings of a worker
+    flush_s: float = Field(1.0, gt=0)  # must stay well under the ring's full-rate seconds
 
 
 class ApiSettings(_Strict):
@@ -343,6 +417,66 @@ class ApiSettings(_Strict):
     max_body_bytes: int = Field(64 * 1024, ge=1024)
     token_ttl_h: float = Field(12.0, gt=0)
     login_attempts_per_min: int = Field(5, ge=1)
+    # the operator page's map background: the city's own (offline) tile server, e.g.
+    # "/tiles/{z}/{x}/{y}.png" (same origin) or "https://tiles.city.example/{z}/{x}/{y}.png" (the page's
+    # Content-Security-Policy must then allow that origin); unset: cameras on a plain projection
+    map_tile_url: str | None = Field(None, pattern=r"^(https?://|/)\S*\{z\}\S*\{x\}\S*\{y\}\S*$")
+    map_max_zoom: int = Field(18, ge=1, le=22)
+    # connections and streams (docs/security.md, "Connections"): bounds on what one client can hold
+    max_connections: int = Field(1000, ge=1)  # in all; lowered at start to fit the open-file limit
+    max_connections_per_client: int = Field(100, ge=1)  # per client address (trusted proxies exempt)
+    request_read_timeout_s: float = Field(10.0, gt=0)  # a whole request must arrive within this
+    keep_alive_s: int = Field(5, ge=1)  # an idle connection is closed after this
+    max_feeds_per_user: int = Field(8, ge=1)  # live feeds (SSE) open at once per user and API process
+    # reverse proxies (addresses or CIDRs) whose X-Forwarded-For / -Proto are believed; nobody else's
+    trusted_proxies: list[str] = []
+    docs: bool = False  # serve /docs and /redoc (they load Swagger UI and ReDoc from a public CDN)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        try:
+            return [str(ipaddress.ip_network(v.strip(), strict=False)) for v in value]
+        except ValueError as exc:
+            raise ValueError(f"not an IP address or CIDR: {exc}") from None
+
+
+class LiveSettings(_Strict):
+    """Live view over WebRTC (WHEP): the worker that reads a camera serves its viewers
+    (camera_hub/live/, docs/architecture.md#live-view). The secret shared by the API and the
+    workers is not a setting: it comes from the environment (CAMERA_HUB_LIVE_SECRET)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"  # the worker's internal live endpoint (for the API only) listens here
+    port: int = Field(0, ge=0, le=65535)  # 0: any free port (each worker registers its own in Redis)
+    advertise_host: str | None = None  # how the API reaches the worker; default: host, or this host's name
+    # extra ICE host candidates: the address browsers reach a worker at through NAT or a container
+    # port mapping (the worker's own addresses are always offered; 127.0.0.1 never is)
+    ice_addresses: list[str] = []
+    udp_ports: tuple[int, int] | None = None  # bind ICE sockets in this range (publish it for NAT/containers)
+    max_viewers_per_camera: int = Field(32, ge=1)
+    max_sessions_per_user: int = Field(16, ge=1)  # a 4x4 video wall
+    max_sessions_per_worker: int = Field(256, ge=1)
+    max_session_s: float = Field(4 * 3600, gt=0)  # then the page asks again (the viewer's role is checked anew)
+    connect_timeout_s: float = Field(20.0, gt=0)  # a session whose ICE/DTLS has not connected by then ends
+
+    @field_validator("ice_addresses")
+    @classmethod
+    def _ip_addresses(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        for a in v:
+            ipaddress.ip_address(a)  # ValueError: "... does not appear to be an IPv4 or IPv6 address"
+        return v
+
+    @field_validator("udp_ports")
+    @classmethod
+    def _port_range(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
+        if v is not None and not 1024 <= v[0] <= v[1] <= 65535:
+            raise ValueError("a UDP port range [low, high] within 1024-65535")
+        return v
 
 
 class Settings(_Strict):
@@ -351,7 +485,9 @@ class Settings(_Strict):
     detector: DetectorSettings = DetectorSettings()
     analysis: AnalysisSettings = AnalysisSettings()
     alerts: AlertSettings = AlertSettings()
+    evidence: EvidenceSettings = EvidenceSettings()
     api: ApiSettings = ApiSettings()
+    live: LiveSettings = LiveSettings()
 
 
 class CityConfig(_Strict):
@@ -359,6 +495,7 @@ class CityConfig(_Strict):
     coverage_targets: CoverageTargets = CoverageTargets()
     districts: list[District] = Field(min_length=1)
     patrol_zones: list[PatrolZone] = []
+    grid_workers: list[GridWorker] = []
     cameras: list[Camera] = []
     settings: Settings = Settings()
 
@@ -439,8 +576,13 @@ class _Doc:
         except (OSError, UnicodeDecodeError) as exc:
             self.issues.append(ConfigIssue(name, None, "", f"cannot read: {exc}"))
             return
-        # the C loader when PyYAML has it (10x faster on a 1,000-camera file); marks are the same
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
+        try:
+            if (line := _alias_line(text)) is not None:
+                self.issues.append(ConfigIssue(name, line, "", ALIAS_REFUSED))
+                return
+        except yaml.YAMLError:
+            pass  # malformed: the loader below says where
+        loader = _LOADER(text)
         try:
             node = loader.get_single_node()
             if node is None:
@@ -487,16 +629,55 @@ class _Doc:
             return {k: self._interpolate(v, (*loc, k)) for k, v in value.items()}
         if isinstance(value, list):
             return [self._interpolate(v, (*loc, i)) for i, v in enumerate(value)]
-        if isinstance(value, str) and "${" in value:
-
-            def sub(m: re.Match[str]) -> str:
-                if m[1] not in os.environ:
-                    self.issue(loc, f"environment variable {m[1]} is not set")
-                    return ""
-                return os.environ[m[1]]
-
-            return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", sub, value)
+        if isinstance(value, str) and ENV_REFERENCE.search(value):
+            return self._substitute(value, loc)
         return value
+
+    def _substitute(self, value: str, loc: Loc) -> str:
+        """``scheme://user:${CAMERA_HUB_SECRET_X}@host…`` in a secret field, with the variable
+        percent-encoded in; any other reference is an issue (messages never show the value)."""
+        m = _PASSWORD_REFERENCE.fullmatch(value) if _is_secret_field(loc) else None
+        if m is None or len(ENV_REFERENCE.findall(value)) != 1:
+            self.issue(loc, "a ${...} reference may stand only as the whole password of a camera's main_url "
+                            "or sub_url, or of settings.redis.url")
+            return value
+        name = m["name"]
+        if not name.startswith(SECRET_PREFIX):
+            self.issue(loc, f"${{{name}}}: only environment variables named {SECRET_PREFIX}* may be referenced")
+            return value
+        if name not in os.environ:
+            self.issue(loc, f"environment variable {name} is not set")
+            return value
+        return m["head"] + quote(os.environ[name], safe="") + m["tail"]
+
+
+# the C loader when PyYAML has it (10x faster on a 1,000-camera file); marks are the same
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+ALIAS_REFUSED = ("YAML aliases (*name) are not allowed: write the value out "
+                 "(aliases let a few hundred bytes expand into gigabytes)")
+
+
+def _alias_line(text: str) -> int | None:
+    """The line of the first alias (``*name``, also in ``<<: *name``), or None. Scanned as events,
+    before anything is built: a "billion laughs" document is refused in microseconds."""
+    if "*" not in text:  # an alias cannot be written without one
+        return None
+    parser = _LOADER(text)
+    try:
+        while parser.check_event():
+            event = parser.get_event()
+            if isinstance(event, yaml.AliasEvent):
+                return event.start_mark.line + 1
+        return None
+    finally:
+        parser.dispose()
+
+
+def _is_secret_field(loc: Loc) -> bool:
+    """The fields meant for secrets: camera URLs and the Redis URL (all masked wherever shown)."""
+    if loc == ("settings", "redis", "url"):
+        return True
+    return len(loc) == 3 and loc[0] == "cameras" and isinstance(loc[1], int) and loc[2] in ("main_url", "sub_url")
 
 
 def _cross_checks(cfg: CityConfig, doc: _Doc) -> None:
@@ -531,6 +712,11 @@ def _cross_checks(cfg: CityConfig, doc: _Doc) -> None:
         for gi, g in enumerate(p.grids):
             if g not in grid_ids:
                 doc.issue(("patrol_zones", pi, "grids", gi), f"unknown grid {g!r}")
+    unique("grid worker", ((w.id, ("grid_workers", i, "id")) for i, w in enumerate(cfg.grid_workers)))
+    for wi, w in enumerate(cfg.grid_workers):
+        for gi, g in enumerate(w.grids):
+            if g not in grid_ids:
+                doc.issue(("grid_workers", wi, "grids", gi), f"grid worker {w.id} looks after unknown grid {g!r}")
     for ci, cam in enumerate(cfg.cameras):
         for gi, g in enumerate(cam.grids):
             if g not in grid_ids:

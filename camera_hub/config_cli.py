@@ -6,13 +6,13 @@ from pathlib import Path
 
 import typer
 
+from camera_hub import paths
 from camera_hub.config import CONFIG_FILES, CityConfig, ConfigError, load_config, load_files
 
-DEFAULT_CONFIG = Path("config/demo-city")
 
-
-def validate(config: Path = typer.Argument(DEFAULT_CONFIG, help="City config folder or YAML file.")) -> None:
+def validate(config: Path = typer.Argument(None, help=paths.CONFIG_HELP, show_default=False)) -> None:
     """Check a city config; print each problem with file, line and field."""
+    config = paths.cli_config(config, option="CONFIG")
     try:
         cfg = load_config(config)
     except ConfigError as exc:
@@ -34,7 +34,8 @@ cameras_app = typer.Typer(help="Import or export the camera list as CSV.", no_ar
 
 @demo_city_app.command("generate")
 def demo_city_generate(
-    out: Path = typer.Option(DEFAULT_CONFIG, "--out", help="Folder to write city.yaml, cameras.yaml, settings.yaml."),
+    out: Path = typer.Option(paths.LOCAL_CONFIG, "--out",
+                             help="Folder to write city.yaml, cameras.yaml, settings.yaml."),
     seed: int = typer.Option(None, help="Random seed (the committed demo city uses the default)."),
 ) -> None:
     """Generate the demo city (same bytes on every machine for the same seed)."""
@@ -48,12 +49,13 @@ def demo_city_generate(
 @cameras_app.command("export")
 def cameras_export(
     csv_path: Path = typer.Argument(..., help="CSV file to write ('-' for standard output)."),
-    config: Path = typer.Option(DEFAULT_CONFIG, "--config", help="City config folder or file."),
+    config: Path = typer.Option(None, "--config", help=paths.CONFIG_HELP, show_default=False),
     include_passwords: bool = typer.Option(False, help="Write camera passwords (masked by default)."),
 ) -> None:
     """Write the camera list as CSV."""
     from camera_hub.camera_csv import export_csv
 
+    config = paths.cli_config(config)
     cfg = _load_or_exit(config)
     text = export_csv(cfg.cameras, include_passwords=include_passwords)
     if str(csv_path) == "-":
@@ -66,12 +68,15 @@ def cameras_export(
 @cameras_app.command("import")
 def cameras_import(
     csv_path: Path = typer.Argument(..., exists=True, dir_okay=False, help="CSV file with the camera list."),
-    config: Path = typer.Option(DEFAULT_CONFIG, "--config", help="City config folder whose cameras.yaml to replace."),
+    config: Path = typer.Option(None, "--config", show_default=False,
+                                help="City config folder whose cameras.yaml to replace (default: $CAMERA_HUB_CONFIG, "
+                                     "else ./config/demo-city; never the packaged demo city)."),
 ) -> None:
     """Replace the config's cameras.yaml with the cameras in a CSV file, after validating both."""
     from camera_hub.camera_csv import import_csv
     from camera_hub.sim.demo_city import write_cameras
 
+    config = paths.cli_config(config, writable=True)
     if not config.is_dir():
         raise typer.BadParameter("must be a config folder holding cameras.yaml", param_hint="--config")
     try:

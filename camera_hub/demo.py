@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -23,11 +24,12 @@ from pathlib import Path
 import httpx
 import typer
 
+from camera_hub import paths
 from camera_hub.config import CityConfig, load_config
 from camera_hub.redact import mask_text
 from camera_hub.sim.demo_city import dump_yaml
 
-DEMO_CONFIG = Path("config/demo-city")
+DEMO_CONFIG = paths.packaged_demo_city()  # the demo city itself, wherever the command is run from
 DEMO_OFFLINE_GRACE_S = 30.0  # shorter than a city's default so the scripted outage shows quickly
 OUTAGE_AFTER_S, OUTAGE_S = 20.0, 240.0  # one camera loses power 20 s in, for 4 minutes
 
@@ -174,13 +176,31 @@ async def start_private_redis(sup: Supervisor, data_dir: Path) -> str:
 
 
 async def create_demo_login(cfg: CityConfig, user: str, password: str) -> None:
+    """The demo's admin: a password for the page's login form and no API token (logins last
+    settings.api.token_ttl_h; a CLI token would outlive the demo by a year)."""
     import redis.asyncio as aioredis
 
-    from camera_hub.api.auth import create_user
+    from camera_hub.api.auth import Auth
 
     client = aioredis.from_url(cfg.settings.redis.url)
     try:
-        await create_user(client, cfg.settings.redis.prefix, user, "admin", password)
+        auth = Auth(client, cfg.settings.redis.prefix)
+        outcome = await auth.add_user(user, "admin", password)
+        await auth.audit("demo", "user_add", user, detail=f"role=admin {outcome}")
+    finally:
+        await client.aclose()
+
+
+async def remove_demo_login(cfg: CityConfig, user: str) -> None:
+    """Remove the demo's admin and revoke its logins: on a Redis given with --redis-url they would
+    outlive the demo, with a password printed on the console."""
+    import redis.asyncio as aioredis
+
+    from camera_hub.api.auth import remove_user
+
+    client = aioredis.from_url(cfg.settings.redis.url)
+    try:
+        await remove_user(client, cfg.settings.redis.prefix, user)
     finally:
         await client.aclose()
 
@@ -202,7 +222,7 @@ def outage_camera(live: set[str]) -> str:
 
 @dataclass(frozen=True)
 class DemoOptions:
-    config: Path = DEMO_CONFIG
+    config: Path | None = None  # None: the search order of camera_hub.paths (ends at the packaged demo city)
     cameras: int = 1000  # every community camera of the demo city (with the 4 lookouts: 1,004)
     workers: int = 1
     api_port: int = 8080
@@ -212,6 +232,7 @@ class DemoOptions:
     password: str = "demo-password"
     open_browser: bool = True
     worker_stats: bool = False  # each worker writes its counters to DATA_DIR/workerN-stats.json on exit
+    models: Path | None = None  # the workers' --models folder (camera_hub.paths)
 
 
 @dataclass(frozen=True)
@@ -231,11 +252,15 @@ async def start_system(sup: Supervisor, opts: DemoOptions, say: Callable[[str], 
     data_dir = opts.data_dir.resolve()
     say("demo: starting Redis" if opts.redis_url is None else "demo: using the given Redis")
     redis_url = opts.redis_url or await start_private_redis(sup, data_dir)
-    src = load_config(opts.config)
+    try:
+        src_path = paths.find_config(opts.config).path
+    except paths.NotFound as exc:
+        raise RuntimeError(str(exc)) from None
+    src = load_config(src_path)
     live = live_subset(src, opts.cameras)
     sim_port, control_port = free_port(), free_port()
     runtime_dir = data_dir / "config"
-    cfg = write_runtime_config(opts.config, runtime_dir, live=live, sim_port=sim_port, redis_url=redis_url,
+    cfg = write_runtime_config(src_path, runtime_dir, live=live, sim_port=sim_port, redis_url=redis_url,
                                data_dir=data_dir, api_port=opts.api_port)
     say(f"demo: {len(live)} live cameras of {len(cfg.cameras)} in the registry (the rest count as not yet connected)")
     say("demo: starting the camera simulator (the first run renders and encodes the scenes: ~1 min)")
@@ -243,13 +268,16 @@ async def start_system(sup: Supervisor, opts: DemoOptions, say: Callable[[str], 
                                           "--port", str(sim_port), "--control-port", str(control_port)))
     await wait_http(f"http://127.0.0.1:{control_port}/cameras", 900, "the simulator", sim)
     say("demo: starting the ingest worker(s) and loading the detector")
+    # live view (WHEP): the workers and the API share a secret; the children inherit it from here
+    os.environ.setdefault("CAMERA_HUB_LIVE_SECRET", secrets.token_urlsafe(24))
     metrics_urls = []
     for i in range(opts.workers):
         metrics_port = free_port()
         stats = ["--stats-json", str(data_dir / f"worker{i + 1}-stats.json")] if opts.worker_stats else []
+        models = ["--models", str(opts.models.resolve())] if opts.models is not None else []
         await sup.start(f"worker{i + 1}", cli_argv("worker", "--config", str(runtime_dir),
                                                    "--worker-id", f"demo-{i + 1}",
-                                                   "--metrics-port", str(metrics_port), *stats))
+                                                   "--metrics-port", str(metrics_port), *stats, *models))
         metrics_urls.append(f"http://127.0.0.1:{metrics_port}/metrics")
     api = await sup.start("api", cli_argv("api", "--config", str(runtime_dir)))
     api_url = f"http://{cfg.settings.api.host}:{cfg.settings.api.port}"
@@ -265,6 +293,7 @@ async def run_demo(opts: DemoOptions, ready: asyncio.Event | None = None) -> int
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    system: System | None = None
     try:
         system = await start_system(sup, opts)
         url = system.api_url + "/"
@@ -299,10 +328,13 @@ async def run_demo(opts: DemoOptions, ready: asyncio.Event | None = None) -> int
     finally:
         typer.echo("demo: stopping")
         await sup.stop()
+        if system is not None and opts.redis_url is not None:  # a private Redis goes with everything in it
+            with contextlib.suppress(Exception):
+                await remove_demo_login(system.cfg, opts.user)
 
 
 def demo(
-    config: Path = typer.Option(DEMO_CONFIG, "--config", help="City config folder (default: the demo city)."),
+    config: Path = typer.Option(None, "--config", help=paths.CONFIG_HELP, show_default=False),
     cameras: int = typer.Option(1000, "--cameras", min=1,
                                  help="Community cameras served live (plus the 4 lookouts); default: all of them."),
     workers: int = typer.Option(1, "--workers", min=1, help="Ingest worker processes."),
@@ -311,10 +343,13 @@ def demo(
                                   help="Use this Redis instead of starting a private one."),
     data_dir: Path = typer.Option(Path("data/demo"), "--data-dir", help="Runtime config, snapshots and clips."),
     no_browser: bool = typer.Option(False, "--no-browser", help="Do not open a browser."),
+    models: Path = typer.Option(None, "--models", help=paths.MODELS_HELP, show_default=False),
 ) -> None:
     """Run the whole system on the demo city: simulator, worker(s), API and operator page."""
+    config = paths.cli_config(config)
+    paths.cli_models(models, exit_code=1)
     opts = DemoOptions(config=config, cameras=cameras, workers=workers, api_port=port, redis_url=redis_url,
-                       data_dir=data_dir, open_browser=not no_browser)
+                       data_dir=data_dir, open_browser=not no_browser, models=models)
     raise typer.Exit(asyncio.run(run_demo(opts)))
 
 

@@ -17,6 +17,7 @@ then compares what the API says with what the simulator knows:
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import statistics
 import tempfile
@@ -25,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import av
 import httpx
 
 from camera_hub.config import CityConfig, CrowdingRule, TamperRule, VendingRule
@@ -56,6 +58,7 @@ class Score:
     misses: list[str] = field(default_factory=list)
     extras: list[str] = field(default_factory=list)
     matches: list[str] = field(default_factory=list)
+    pairs: list[tuple[str, float]] = field(default_factory=list)  # (alert id, ground-truth start) of each TP
 
     def as_dict(self) -> dict[str, object]:
         lat = sorted(self.latencies)
@@ -65,7 +68,7 @@ class Score:
                 "recall": self.tp / (self.tp + self.fn) if self.tp + self.fn else None,
                 "latency_p50_s": statistics.median(lat) if lat else None, "latency_p95_s": p95,
                 "latency_target_s": self.limit_s, "misses": self.misses, "extras": self.extras,
-                "matches": self.matches}
+                "matches": self.matches, "pairs": self.pairs}
 
 
 def latency_limit(cfg: CityConfig, kind: str) -> float:
@@ -110,6 +113,7 @@ def score(cfg: CityConfig, alerts: list[dict], truth: dict[str, list[dict]], t_u
                                       default=mine[hit]["updated_at"])
                         s.latencies.append(created - e["start"])
                         s.matches.append(f"{cam_id} at +{e['start'] - t_up:.0f}s: {created - e['start']:.1f} s")
+                        s.pairs.append((mine[hit]["id"], e["start"]))
                 elif scored:
                     s.fn += 1
                     s.misses.append(f"{cam_id} {kind} at +{e['start'] - t_up:.0f}s")
@@ -130,6 +134,53 @@ async def fetch_alerts(client: httpx.AsyncClient, base: str, headers: dict[str, 
         cursor = page.get("next_cursor")
         if not cursor:
             return items
+
+
+CLIP_TYPES = ("vending", "crowding")
+CLIP_MIN_S = 10.0
+CLIP_AGE_S = 60.0  # alerts older than this (at the end of the run) must have their clip
+
+
+def _clip_span(data: bytes) -> float:
+    """Seconds of video the MP4 decodes to (first to last frame, plus one frame)."""
+    with av.open(io.BytesIO(data)) as c:
+        v = c.streams.video[0]
+        pts = [f.pts for f in c.decode(v) if f.pts is not None]
+    if not pts:
+        return 0.0
+    step = float(v.average_rate and 1 / v.average_rate or 0.1)
+    return float((max(pts) - min(pts)) * v.time_base) + step
+
+
+async def check_clips(client: httpx.AsyncClient, base: str, headers: dict[str, str], alerts: list[dict],
+                      scores: dict, t_end: float) -> dict:
+    """Of the vending and crowding alerts matched to a ground-truth episode and older than
+    ``CLIP_AGE_S``: how many have a clip that plays, lasts ``CLIP_MIN_S`` or more and covers the
+    episode's start (ground truth), and why the others fail."""
+    by_id = {a["id"]: a for a in alerts}
+    ok, failures, eligible = 0, [], 0
+    for kind in CLIP_TYPES:
+        for aid, truth_start in scores[kind]["pairs"]:
+            a = by_id[aid]
+            created = min((h["at"] for h in a["history"] if h["action"] == "created"), default=a["updated_at"])
+            if t_end - created < CLIP_AGE_S:
+                continue
+            eligible += 1
+            why = ""
+            if not a.get("clip_url"):
+                why = "no clip"
+            else:
+                r = await client.get(f"{base}{a['clip_url']}", headers=headers)
+                span = _clip_span(r.content) if r.status_code == 200 else 0.0
+                if span < CLIP_MIN_S:
+                    why = f"plays {span:.1f} s"
+                elif a.get("clip_start") is None or a["clip_start"] > truth_start:
+                    why = f"starts {a['clip_start'] - truth_start:.1f} s after the onset"
+            if why:
+                failures.append(f"{a['camera_id']} {kind} {aid}: {why}")
+            else:
+                ok += 1
+    return {"eligible": eligible, "ok": ok, "share": ok / eligible if eligible else None, "failures": failures}
 
 
 def _metric_sum(text: str, name: str) -> float:
@@ -160,7 +211,7 @@ async def run_e2e(cameras: int, seconds: float, *, data_dir: Path | None = None,
             probed = asyncio.create_task(probe(system, sup, t_up))
         outage = asyncio.create_task(scripted_outage(system.control_port, cut, OUTAGE_AFTER_S, seconds + 600))
         say(f"e2e: up; {cut} goes offline at +{OUTAGE_AFTER_S:.0f} s; scoring {seconds:.0f} s")
-        async with httpx.AsyncClient(timeout=10) as client:
+        async with httpx.AsyncClient(timeout=60) as client:  # a loaded 2-core box lists 1,004 cameras slowly
             token = (await client.post(f"{base}/api/v1/auth/login",
                                        json={"username": opts.user, "password": opts.password})).json()["token"]
             headers = {"Authorization": f"Bearer {token}"}
@@ -176,10 +227,12 @@ async def run_e2e(cameras: int, seconds: float, *, data_dir: Path | None = None,
             coverage = (await client.get(f"{base}/api/v1/coverage", headers=headers)).json()
             listed = (await client.get(f"{base}/api/v1/cameras", headers=headers)).json()["items"]
             metrics = (await client.get(system.metrics_urls[0])).text
-        if seconds > OUTAGE_AFTER_S:
-            # the outage camera: its scenes are not observable once it is cut off; score its outage
-            truth[cut] = [{"type": "camera_offline", "zone_id": "", "start": t_up + OUTAGE_AFTER_S, "end": None}]
-            alerts = [a for a in alerts if a["camera_id"] != cut or a["type"] == "camera_offline"]
+            if seconds > OUTAGE_AFTER_S:
+                # the outage camera: its scenes are not observable once it is cut off; score its outage
+                truth[cut] = [{"type": "camera_offline", "zone_id": "", "start": t_up + OUTAGE_AFTER_S, "end": None}]
+                alerts = [a for a in alerts if a["camera_id"] != cut or a["type"] == "camera_offline"]
+            scores = score(system.cfg, alerts, truth, t_up, t_end)
+            clips = await check_clips(client, base, headers, alerts, scores, t_end)
         serving = {c["id"] for c in sim_cameras if c["fault"] is None}
         up_api = {c["id"] for c in listed if (c.get("status") or {}).get("state") in ("up", "degraded")}
         expected = {g for c in system.cfg.cameras if c.id in serving for g in c.grids}
@@ -189,7 +242,7 @@ async def run_e2e(cameras: int, seconds: float, *, data_dir: Path | None = None,
             "probe": probe_result,
             "worker_stats": json.loads(stats_file.read_text()) if stats_file.exists() else None,
             "cameras_live": len(system.live), "seconds": round(t_end - t_up), "alerts": len(alerts),
-            "scores": score(system.cfg, alerts, truth, t_up, t_end),
+            "scores": scores, "clips": clips,
             "coverage": {"city_covered": coverage["city"]["covered"], "grids": coverage["city"]["grids"],
                          "expected_covered": len(expected), "cameras_serving": len(serving),
                          "cameras_up_api": len(up_api), "outage_camera": cut,
@@ -226,6 +279,12 @@ def format_report(result: dict) -> str:
     if cov["up_but_not_serving"] or cov["serving_but_not_up"]:
         lines.append(f"    up in the API but not served: {cov['up_but_not_serving']}; "
                      f"served but not up: {cov['serving_but_not_up']}")
+    c = result.get("clips")
+    if c:
+        share = "-" if c["share"] is None else f"{c['share']:.2f}"
+        lines.append(f"clips: {c['ok']}/{c['eligible']} vending and crowding alerts older than {CLIP_AGE_S:.0f} s have "
+                     f"a clip that plays ≥ {CLIP_MIN_S:.0f} s and covers the onset (share {share})")
+        lines += [f"    clip: {f}" for f in c["failures"]]
     w = result["worker"]
     lines.append(f"worker: {w['samples_dropped']:.0f} samples dropped, {w['detector_runs_skipped']:.0f} detector "
                  f"runs skipped by the motion gate")

@@ -24,6 +24,16 @@ SAMPLES_DROPPED = Counter(f"{NS}_samples_dropped_total", "Samples dropped becaus
                           ["camera"])
 OPENS_IN_FLIGHT = Gauge(f"{NS}_opens_in_flight", "RTSP opens currently in progress in this worker")
 WORKER_CAMERAS = Gauge(f"{NS}_worker_cameras", "Cameras this worker holds a lease on", ["worker"])
+CAMERA_TRANSPORT = Gauge(f"{NS}_camera_transport", "1 for the RTP transport of the camera's session (tcp, udp)",
+                         ["camera", "transport"])
+CAMERA_B_FRAMES = Gauge(f"{NS}_camera_b_frames", "1 when the camera's stream has B-frames", ["camera"])
+RTP_LOST = Counter(f"{NS}_rtp_packets_lost_total", "RTP packets that never arrived (sequence gaps)", ["camera"])
+RTP_REORDERED = Counter(f"{NS}_rtp_packets_reordered_total",
+                        "RTP packets that arrived out of order (UDP) and were put back in order", ["camera"])
+RTP_LATE = Counter(f"{NS}_rtp_packets_late_total",
+                   "RTP packets dropped: duplicates, or later than the jitter buffer waits (UDP)", ["camera"])
+RTP_RESYNCS = Counter(f"{NS}_rtp_resyncs_total", "New RTP senders taken up without reopening (ssrc_change) "
+                      "and RTCP BYEs received (bye)", ["camera", "cause"])
 
 # --- analytics
 INFERENCE_SECONDS = Histogram(f"{NS}_inference_seconds", "Detector run time per batch", ["model"],
@@ -55,9 +65,21 @@ ALERT_LATENCY = Histogram(f"{NS}_alert_latency_seconds", "Event onset to alert p
                           buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300))
 ALERTS_OPEN = Gauge(f"{NS}_alerts_open", "Alerts not yet resolved or dismissed", ["type", "state"])
 SLA_BREACHES = Counter(f"{NS}_sla_breaches_total", "Alerts that passed their due time before closing", ["type"])
+CLIPS = Counter(f"{NS}_clips_total", "Alert clips by outcome (written, or why there is none)", ["outcome"])
+EVIDENCE_RECORDINGS = Gauge(f"{NS}_evidence_recordings", "Cameras whose keyframes are being kept on disk for clips")
+EVIDENCE_DISK_BYTES = Gauge(f"{NS}_evidence_disk_bytes", "Bytes of evidence recordings on this worker's disk")
+EVIDENCE_WRITTEN = Counter(f"{NS}_evidence_written_bytes_total", "Bytes written to evidence recordings")
+EVIDENCE_REFUSED = Counter(f"{NS}_evidence_refused_total", "Recordings not started or cut short", ["reason"])
 SPOOLED = Gauge(f"{NS}_alerts_spooled", "Alerts waiting in the local spool for Redis")
 
 # --- coverage
 COVERAGE_RATIO = Gauge(f"{NS}_coverage_ratio", "Covered grids / grids", ["level", "unit", "category"])
 COVERAGE_TARGET = Gauge(f"{NS}_coverage_target_ratio", "Coverage target from config", ["category"])
 GRIDS_COVERED = Gauge(f"{NS}_grids_covered", "Grids watched by at least one working camera", ["level", "unit"])
+
+# --- API connections (camera_hub/api/server.py)
+API_CONNECTIONS = Gauge(f"{NS}_api_connections", "HTTP connections open in this API process")
+API_CONNECTIONS_DROPPED = Counter(f"{NS}_api_connections_dropped_total", "HTTP connections refused or closed early: "
+                                  "per_client, full (refused), shed (closed for room), read_timeout", ["reason"])
+for _reason in ("per_client", "full", "shed", "read_timeout"):
+    API_CONNECTIONS_DROPPED.labels(reason=_reason)

@@ -13,15 +13,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from camera_hub.alerts.publisher import AlertPublisher
+from camera_hub.alerts.publisher import REDIS_DOWN, AlertPublisher
 from camera_hub.analytics.analyzer import Analyzer
 from camera_hub.config import CityConfig
 from camera_hub.events import Episode, Sample
+from camera_hub.ingest.status import COVERING
 
 log = logging.getLogger(__name__)
 
 
 class AnalysisConsumer:
+    pipeline = 2  # batches the worker may hand over at once: one in the detector, one in the rules
+
     def __init__(self, analyzer: Analyzer, publisher: AlertPublisher, *, tick_s: float = 1.0) -> None:
         self.analyzer = analyzer
         self.publisher = publisher
@@ -51,15 +54,37 @@ class AnalysisConsumer:
         return self.analyzer.state_bytes()
 
     async def camera_state(self, camera_id: str, state: str, reason: str = "", t: float | None = None) -> None:
-        """A camera changed state (the offline rule counts its grace period from here)."""
+        """A camera changed state (the offline rule counts its grace period from here). An offline
+        episode left open in the store by another worker, or by this one before a restart, is
+        carried on while the camera is down and ended once it delivers again."""
+        now = time.time() if t is None else t
         if state == "starting":  # a camera this worker just took over: its tracks are stale
             self.analyzer.forget(camera_id)
-        await self._publish(self.analyzer.camera_state(camera_id, state, time.time() if t is None else t, reason))
+        stored = await self._offline_open(camera_id) if state in ("down", *COVERING) else None
+        if state == "down" and stored is not None:
+            self.analyzer.adopt_offline(camera_id, stored, reason)
+        eps = self.analyzer.camera_state(camera_id, state, now, reason)
+        if state in COVERING and stored is not None and not any(e.type == "camera_offline" for e in eps):
+            eps.append(Episode("end", "camera_offline", camera_id, camera_id, stored, now))
+        await self._publish(eps)
+
+    async def _offline_open(self, camera_id: str) -> float | None:
+        try:
+            return await self.publisher.store.offline_open(camera_id)
+        except REDIS_DOWN:
+            return None  # Redis away: this worker's own offline state is all there is
 
     async def _publish(self, episodes: list[Episode]) -> None:
-        if episodes:
-            self.episodes += len(episodes)
-            await self.publisher.publish_many(episodes)
+        if not episodes:
+            return
+        self.episodes += len(episodes)
+        await self.publisher.publish_many(episodes)
+        for e in episodes:
+            if e.type == "camera_offline" and e.kind in ("start", "end"):
+                try:
+                    await self.publisher.store.set_offline(e.camera_id, e.started_at if e.kind == "start" else None)
+                except REDIS_DOWN:
+                    log.warning("offline state of %s not recorded: Redis unreachable", e.camera_id)
 
     async def _tick_loop(self) -> None:
         while True:

@@ -12,8 +12,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 MASK = "***"
 
-# scheme://user:password@  — the password part is anything up to the last '@' before the host.
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@")
+_SCHEME = r"[a-zA-Z][a-zA-Z0-9+.-]*://"
+# scheme://user:password@  — a password written unencoded may hold '@' and spaces, so free text
+# cannot say where it ends: it runs to the last '@' on the line before the next URL. That may hide
+# more than the password (a mail address after the URL), never less.
+_USERINFO = re.compile(rf"(?P<scheme>{_SCHEME})(?P<user>[^:/@\s]*):(?P<pw>(?:(?!{_SCHEME})[^\r\n])*)@")
 # query parameters that carry secrets in some camera URLs (?password=..., ?token=...)
 _QUERY_SECRET = re.compile(r"(?i)([?&](?:password|passwd|pwd|token|auth|key)=)[^&\s]*")
 

@@ -3,9 +3,12 @@ so an analyst can check a model on their own footage."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from camera_hub import paths
 
 
 def register(app: typer.Typer) -> None:
@@ -14,7 +17,8 @@ def register(app: typer.Typer) -> None:
 
 def detect(
     sources: Annotated[list[str], typer.Argument(help="Images, video files or rtsp:// URLs.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Manifest name (models/*.yaml) or .onnx path.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Manifest name (NAME.yaml on the manifest search path, "
+                                       "see --models) or .onnx path.")],
     format: Annotated[str | None, typer.Option("--format", help="yolox | ultralytics | nanodet "
                                                "(default: recognised from the output shapes).")] = None,
     every: Annotated[float | None, typer.Option("--every", min=0.0, help="Seconds between sampled video "
@@ -23,6 +27,7 @@ def detect(
                                                    "this many sampled frames.")] = None,
     tile: Annotated[bool, typer.Option("--tile", help="Tiled inference (lookout cameras, small people).")] = False,
     threads: Annotated[int, typer.Option("--threads", min=1, help="onnxruntime intra-op threads.")] = 1,
+    models: Annotated[Path | None, typer.Option("--models", help=paths.MODELS_HELP, show_default=False)] = None,
 ) -> None:
     """Run a detector on images, videos or RTSP streams; print JSON lines.
 
@@ -39,6 +44,7 @@ def detect(
     from detectors.sources import SourceError, frames, shown
     from detectors.tiling import detect_tiled
 
+    paths.cli_models(models)
     try:
         detector = load_detector(model, DetectorSettings(intra_op_threads=threads), format=format)
     except ModelError as exc:

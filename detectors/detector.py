@@ -1,9 +1,10 @@
 """The detector interface and its ONNX implementation: frames in, :class:`Detection` lists out.
 
-``load_detector(MODEL)``: MODEL is a manifest name (``models/<name>.yaml``) or a path to an
-``.onnx`` file. A manifest's sha256 and output shapes are checked; a bare file whose hash matches
-a manifest gets that manifest; otherwise the format is recognised from the output shapes and
-class names come from the model metadata (or COCO-80 when it has 80 classes).
+``load_detector(MODEL)``: MODEL is a manifest name (``<name>.yaml`` on the manifest search path of
+:mod:`camera_hub.paths`) or a path to an ``.onnx`` file. A manifest's sha256 and output shapes
+are checked; a bare file whose hash matches a manifest gets that manifest; otherwise the format
+is recognised from the output shapes and class names come from the model metadata (or COCO-80
+when it has 80 classes).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from detectors.manifest import (
     ModelError,
     all_manifests,
     find_manifest,
+    manifest_dirs,
     resolve_file,
     sha256_of,
     verify_file,
@@ -154,5 +156,7 @@ def load_detector(model: str, settings: DetectorSettings | None = None, *, forma
         return from_file(Path(model), settings, format)
     m = find_manifest(model)
     if m is None:
-        raise ModelError(f"no model manifest named {model!r} (models/*.yaml) and not an .onnx path")
+        where = ", ".join(str(d) for d in manifest_dirs())
+        raise ModelError(f"no model manifest named {model!r} and not an .onnx path (searched {where} for "
+                         f"{model}.yaml; pass --models DIR or set CAMERA_HUB_MANIFEST_PATH)")
     return from_manifest(m, settings, forced_format=format)

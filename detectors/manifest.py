@@ -1,22 +1,22 @@
-"""Model manifests (``models/*.yaml``): what a model file is, checked before it is trusted.
+"""Model manifests (``NAME.yaml``): what a model file is, checked before it is trusted.
 
-A manifest names the file (a bare file name, looked up on a search path, never copied into the
-repository), its format, input size, classes, per-class score thresholds, licence, sha256 and
-the output shapes it must have. A file whose hash or outputs differ is refused at load.
+A manifest names the file (a bare file name, looked up on the model search path of
+:mod:`camera_hub.paths`; only the demo models are kept in the repository), its format, input
+size, classes, per-class score thresholds, licence, sha256 and the output shapes it must have. A
+file whose hash or outputs differ is refused at load.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-REPO = Path(__file__).resolve().parents[1]
-MANIFEST_DIR = REPO / "models"
+from camera_hub import paths
+
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -59,15 +59,15 @@ class Manifest(BaseModel):
 
 
 def manifest_dirs() -> list[Path]:
-    extra = os.environ.get("CAMERA_HUB_MANIFEST_PATH", "")
-    return [Path(p) for p in extra.split(os.pathsep) if p] + [MANIFEST_DIR]
+    """Where manifests are looked for (``camera_hub.paths``: --models, $CAMERA_HUB_MANIFEST_PATH,
+    ./models, the packaged models)."""
+    return paths.manifest_dirs()
 
 
 def model_search_path() -> list[Path]:
-    """Where model files are looked for: $CAMERA_HUB_MODEL_PATH, ./models, ../shared/assets/models."""
-    extra = os.environ.get("CAMERA_HUB_MODEL_PATH", "")
-    shared = REPO.parent / "shared" / "assets" / "models"
-    return [Path(p) for p in extra.split(os.pathsep) if p] + [MANIFEST_DIR, shared]
+    """Where model files are looked for (``camera_hub.paths``: --models, $CAMERA_HUB_MODEL_PATH,
+    ./models, the packaged models, in a checkout ../shared/assets/models)."""
+    return paths.model_dirs()
 
 
 def load_manifest(path: Path) -> Manifest:
@@ -105,7 +105,8 @@ def resolve_file(m: Manifest) -> Path:
         if p.is_file():
             return p
     where = ", ".join(str(d) for d in model_search_path())
-    raise ModelError(f"model {m.name}: file {m.file} not found (searched {where}; set CAMERA_HUB_MODEL_PATH)")
+    raise ModelError(f"model {m.name}: file {m.file} not found (searched {where}; "
+                     "pass --models DIR or set CAMERA_HUB_MODEL_PATH)")
 
 
 def sha256_of(path: Path) -> str:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what Camera Hub needs on Debian/Ubuntu: system packages (GStreamer RTSP server for
-# interop tests, Chromium for the browser test, Prometheus for promtool, Redis) and a Python
+# Installs what Camera Hub needs on Debian/Ubuntu: system packages (GStreamer RTSP server, VLC and
+# FFmpeg for interop tests, Chromium for the browser test, Prometheus for promtool, Redis) and a Python
 # venv in .venv with the project and its dev tools. Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,7 @@ APT_PACKAGES=(
   redis-server
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  vlc-bin vlc-plugin-base ffmpeg
   chromium prometheus
 )
 

@@ -66,8 +66,11 @@ class Alert(BaseModel):
     count: int = 0
     boxes: list[BoxOut] = []
     detail: str = ""
-    snapshot_url: str | None = None
+    snapshot_url: str | None = None  # the picture when the alert was raised, boxes and zone drawn
+    onset_snapshot_url: str | None = None  # the picture at the onset, zone drawn (with the clip)
     clip_url: str | None = None
+    clip_start: float | None = None  # the span of time the clip shows (receive times, epoch s)
+    clip_end: float | None = None
     due_at: float
     breached: bool = False
     dispatched_to: str | None = None

@@ -26,9 +26,9 @@ from camera_hub.alerts.media import media_path, snapshot_jpeg, write_atomic
 from camera_hub.alerts.model import Alert, AlertNotFound, HistoryEntry, alert_id
 from camera_hub.alerts.spool import Spool
 from camera_hub.alerts.store import AlertStore
-from camera_hub.clips import ClipSource, write_clip
+from camera_hub.clips import ClipSource, NoClip, keyframe_image, write_clip
 from camera_hub.config import CityConfig
-from camera_hub.events import Episode
+from camera_hub.events import EncodedPacket, Episode, StreamInfo
 from camera_hub.registry import district_of_grid
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,7 @@ class AlertPublisher:
         self.clock = clock
         self.retry_s = retry_s
         self._places = camera_places(cfg)
+        self._zones = {(c.id, z.id): z.polygon for c in cfg.cameras for z in c.zones}  # drawn on snapshots
         self._last_t: dict[tuple[str, str, str], float] = {}  # camera, zone, type → last published event
         self._active: dict[tuple[str, str, str], str] = {}  # → key of the episode being published
         self._suppressed: set[str] = set()
@@ -146,7 +147,8 @@ class AlertPublisher:
         for alert, frame in snaps:
             path = media_path(self.data_dir, alert.id, "snapshot")
             if not path.exists():
-                write_atomic(path, snapshot_jpeg(frame, alert.boxes))
+                zone = self._zones.get((alert.camera_id, alert.zone_id))
+                write_atomic(path, snapshot_jpeg(frame, alert.boxes, zone=zone))
 
     async def flush(self) -> bool:
         """Try to replay the spool now; True when it is empty afterwards."""
@@ -275,23 +277,49 @@ class AlertPublisher:
 
     # ------------------------------------------------------------------ clips
     def _schedule_clip(self, ep: Episode, aid: str) -> None:
-        if self.clip_source_for is None:
+        if self.clip_source_for is None or ep.type == "camera_offline":  # an offline camera has no video
             return
         source = self.clip_source_for(ep.camera_id)
         if source is None:
+            self._no_clip(aid, ep.camera_id, "no_video")
             return
-        task = asyncio.create_task(self._clip_job(source, ep.started_at, aid), name=f"clip-{aid}")
+        task = asyncio.create_task(self._clip_job(source, ep, aid), name=f"clip-{aid}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _clip_job(self, source: ClipSource, started_at: float, aid: str) -> None:
+    def _no_clip(self, aid: str, camera_id: str, reason: str) -> None:
+        log.warning("alert %s (camera %s) has no clip: %s", aid, camera_id, reason)
+        metrics.CLIPS.labels(outcome=reason).inc()
+
+    async def _clip_job(self, source: ClipSource, ep: Episode, aid: str) -> None:
+        """From ``pre_roll_s`` before the onset to ``post_roll_s`` after the alert, cut once the
+        post-roll has arrived; then the picture at the onset, with the zone drawn."""
         s = self.settings
-        await asyncio.sleep(max(0.0, started_at + s.post_roll_s - self.clock()))
+        t0, t1 = ep.started_at - s.pre_roll_s, ep.t + s.post_roll_s
+        await asyncio.sleep(max(0.0, t1 + 0.5 - self.clock()))
         path = media_path(self.data_dir, aid, "clip")
         try:
-            duration = await asyncio.to_thread(write_clip, source, started_at, s.pre_roll_s, s.post_roll_s, path)
+            info, packets = await asyncio.to_thread(write_clip, source, t0, t1, path)
+            start, end = packets[0].received_at, packets[-1].received_at
+            onset = await asyncio.to_thread(self._write_onset, info, packets, ep, aid)
+        except NoClip as exc:
+            self._no_clip(aid, ep.camera_id, exc.reason)
+            return
         except Exception:  # a broken clip must not take the publisher down
             log.exception("clip for alert %s failed", aid)
+            metrics.CLIPS.labels(outcome="error").inc()
             return
-        if duration is not None:
-            await self._submit([{"op": "clip", "id": aid, "clip_url": media_url(aid, "clip")}])
+        covers = start <= ep.started_at
+        metrics.CLIPS.labels(outcome="written" if covers else "after_onset").inc()
+        if not covers:
+            log.info("clip of alert %s starts %.1f s after the onset (kept from then on)", aid, start - ep.started_at)
+        await self._submit([{"op": "clip", "id": aid, "clip_url": media_url(aid, "clip"), "clip_start": start,
+                             "clip_end": end, "onset_url": media_url(aid, "onset") if onset else None}])
+
+    def _write_onset(self, info: StreamInfo, packets: list[EncodedPacket], ep: Episode, aid: str) -> bool:
+        image = keyframe_image(info, packets, ep.started_at)
+        if image is None:
+            return False
+        write_atomic(media_path(self.data_dir, aid, "onset"),
+                     snapshot_jpeg(image, (), zone=self._zones.get((ep.camera_id, ep.zone_id))))
+        return True

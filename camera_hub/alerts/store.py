@@ -83,6 +83,22 @@ class AlertStore:
     def breaches_key(self) -> str:
         return self.base + "sla_breaches"
 
+    def offline_key(self, camera_id: str) -> str:
+        return f"{self.base}offline:{camera_id}"
+
+    async def offline_open(self, camera_id: str) -> float | None:
+        """The onset of the camera's open ``camera_offline`` episode, whichever worker raised it."""
+        raw = await self.redis.get(self.offline_key(camera_id))
+        return float(raw) if raw is not None else None
+
+    async def set_offline(self, camera_id: str, started_at: float | None) -> None:
+        """Record (a float) or clear (None) the camera's open offline episode: a worker that takes the
+        camera over, or a restarted one, ends or continues it instead of leaving it open for good."""
+        if started_at is None:
+            await self.redis.delete(self.offline_key(camera_id))
+        else:
+            await self.redis.set(self.offline_key(camera_id), repr(started_at))
+
     def alert_key(self, alert_id: str) -> str:
         return f"{self.base}a:{alert_id}"
 
@@ -173,11 +189,13 @@ class AlertStore:
         _, sid = await self._mutate(alert_id, change, "ended" if ended_at is not None else "updated")
         return sid is not None
 
-    async def attach_clip(self, alert_id: str, clip_url: str) -> bool:
+    async def attach_clip(self, alert_id: str, clip_url: str, clip_start: float | None = None,
+                          clip_end: float | None = None, onset_url: str | None = None) -> bool:
         def change(a: Alert) -> Alert | None:
-            if a.clip_url == clip_url:
+            new = (clip_url, clip_start, clip_end, onset_url)
+            if (a.clip_url, a.clip_start, a.clip_end, a.onset_snapshot_url) == new:
                 return None
-            a.clip_url = clip_url
+            a.clip_url, a.clip_start, a.clip_end, a.onset_snapshot_url = new
             return a
 
         _, sid = await self._mutate(alert_id, change, "clip")
@@ -212,7 +230,8 @@ class AlertStore:
             await self.amend(op["id"], t=op["t"], count=op.get("count"), score=op.get("score"),
                              boxes=op.get("boxes"), ended_at=op.get("ended_at"))
         elif kind == "clip":
-            await self.attach_clip(op["id"], op["clip_url"])
+            await self.attach_clip(op["id"], op["clip_url"], op.get("clip_start"), op.get("clip_end"),
+                                   op.get("onset_url"))
         else:
             raise ValueError(f"unknown spool operation {kind!r}")
 

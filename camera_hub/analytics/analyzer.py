@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -92,8 +93,15 @@ class Analyzer:
         self.scheduler = DetectorScheduler(st.motion_threshold, st.force_interval_s)
         self._tz, self._grace = cfg.city.timezone, cfg.settings.alerts.offline_grace_s
         self.cameras = {c.id: _build(c, self._tz, self._grace) for c in cfg.cameras if c.enabled}
-        # one batch at a time: trackers and rules need each camera's samples in order
-        self._lock = asyncio.Lock()
+        # Two batches overlap: one in the detector (a thread, the second core) while the one
+        # before it goes through the rules on the event loop. The detector takes one batch at a
+        # time; the rules take batches in the order they left the detector (each batch waits for
+        # the previous one's), so trackers and rules see each camera's samples in order.
+        self._detect_lock = asyncio.Lock()
+        # the detector's own thread: in the event loop's shared pool it would queue behind clip,
+        # snapshot and evidence writes, and a slow batch makes the planner arm fewer cameras
+        self._detector_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detector")
+        self._rules_turn: asyncio.Future[None] | None = None
         threshold = getattr(detector, "threshold", None)
         self._is_high = (lambda d: d.score >= threshold(d.label)) if callable(threshold) else None
 
@@ -113,20 +121,28 @@ class Analyzer:
         # cameras without detection rules: analysed at once, without waiting for the detector
         out = [e for s in known if not self.cameras[s.camera_id].detects for e in self._analyse(s, [])]
         if rest := [s for s in known if self.cameras[s.camera_id].detects]:
-            async with self._lock:
-                out += await self._handle(rest)
+            out += await self._handle(rest)
         return out
 
     async def _handle(self, known: list[Sample]) -> list[Episode]:
-        run, _ = self.scheduler.split(known)
-        found = await asyncio.to_thread(self._detect, run) if run else []
-        own = {id(s): dets for s, dets in zip(run, found, strict=True)}
-        out: list[Episode] = []
-        for s in known:  # in time order; a skipped sample reuses its camera's latest detections
-            if id(s) in own:
-                self.scheduler.remember(s.camera_id, own[id(s)])
-            out += self._analyse(s, self.scheduler.last(s.camera_id))
-        return out
+        async with self._detect_lock:
+            run, _ = self.scheduler.split(known)
+            loop = asyncio.get_running_loop()
+            found = await loop.run_in_executor(self._detector_thread, self._detect, run) if run else []
+            before, mine = self._rules_turn, asyncio.get_running_loop().create_future()
+            self._rules_turn = mine
+        try:
+            if before is not None:
+                await asyncio.shield(before)  # the previous batch's rules first
+            own = {id(s): dets for s, dets in zip(run, found, strict=True)}
+            out: list[Episode] = []
+            for s in known:  # in time order; a skipped sample reuses its camera's latest detections
+                if id(s) in own:
+                    self.scheduler.remember(s.camera_id, own[id(s)])
+                out += self._analyse(s, self.scheduler.last(s.camera_id))
+            return out
+        finally:
+            mine.set_result(None)
 
     def _detect(self, samples: Sequence[Sample]) -> list[list[Detection]]:
         """One batched detector call for ordinary cameras, one tiled call for lookout cameras."""
@@ -200,6 +216,12 @@ class Analyzer:
         """Feed a camera state change (starting | up | degraded | down) to the offline rule."""
         ca = self.cameras.get(camera_id)
         return ca.offline.step(t, state, reason) if ca and ca.offline else []
+
+    def adopt_offline(self, camera_id: str, started_at: float, reason: str = "") -> None:
+        """Carry on an offline episode still open in the alert store (see OfflineState.adopt)."""
+        ca = self.cameras.get(camera_id)
+        if ca is not None and ca.offline is not None and not ca.offline.active:
+            ca.offline.adopt(started_at, reason)
 
     def tick(self, t: float) -> list[Episode]:
         """Clock tick: raises offline alerts whose grace period ran out without a state change."""

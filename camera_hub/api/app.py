@@ -29,7 +29,10 @@ from camera_hub.alerts.lifecycle import housekeeping, refresh_open_gauges
 from camera_hub.alerts.model import AlertNotFound, IllegalTransition
 from camera_hub.alerts.store import AlertStore, connect
 from camera_hub.api.auth import Auth
+from camera_hub.api.city import router as city_router
 from camera_hub.api.feed import FeedHub
+from camera_hub.api.headers import SecurityHeaders, page_policy
+from camera_hub.api.live import router as live_router
 from camera_hub.api.models import Health
 from camera_hub.api.routes import router
 from camera_hub.config import CityConfig
@@ -129,7 +132,8 @@ def create_app(cfg: CityConfig, *, redis_url: str | None = None, prefix: str | N
         redis = connect_pooled(url, timeout_s=10.0)
         store = AlertStore(redis, key_prefix, maxlen=settings.alerts.stream_maxlen,
                            max_age_s=settings.alerts.stream_max_age_h * 3600)
-        hub = FeedHub(AlertStore(connect(url, timeout_s=30.0), key_prefix))  # its own pool for blocking reads
+        hub = FeedHub(AlertStore(connect(url, timeout_s=30.0), key_prefix),  # its own pool for blocking reads
+                      max_per_user=settings.api.max_feeds_per_user)
         app.state.redis, app.state.store, app.state.hub = redis, store, hub
         app.state.auth = Auth(redis, key_prefix, token_ttl_s=settings.api.token_ttl_h * 3600,
                               login_attempts_per_min=settings.api.login_attempts_per_min)
@@ -153,7 +157,10 @@ def create_app(cfg: CityConfig, *, redis_url: str | None = None, prefix: str | N
             await hub.store.redis.aclose()
             await redis.aclose()
 
-    app = FastAPI(title="Camera Hub API", version="1", lifespan=lifespan,
+    # /docs and /redoc load their scripts from a public CDN: off unless settings.api.docs (/openapi.json stays)
+    docs = settings.api.docs
+    app = FastAPI(title="Camera Hub API", version="1", lifespan=lifespan, docs_url="/docs" if docs else None,
+                  redoc_url="/redoc" if docs else None,
                   description="Alerts, live feed, clips, cameras and coverage of a city camera network.")
     app.state.cfg = cfg
     app.state.prefix = key_prefix
@@ -161,6 +168,7 @@ def create_app(cfg: CityConfig, *, redis_url: str | None = None, prefix: str | N
     app.state.coverage_tracker = CoverageTracker()
     app.state.district_of_grid = district_of_grid(cfg)
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
+    app.add_middleware(SecurityHeaders, policy=page_policy(settings.api.map_tile_url), docs=docs)
     app.add_exception_handler(RequestValidationError, _validation_handler)
 
     @app.exception_handler(AlertNotFound)
@@ -183,6 +191,8 @@ def create_app(cfg: CityConfig, *, redis_url: str | None = None, prefix: str | N
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     app.include_router(router)
+    app.include_router(city_router)  # GET /api/v1/city, /api/v1/grid-workers (the operator page)
+    app.include_router(live_router)  # WHEP live view: POST/DELETE /api/v1/cameras/{id}/whep (camera_hub/live/)
 
     @app.get("/healthz", response_model=Health, tags=["ops"])
     async def healthz() -> Health:

@@ -1,6 +1,8 @@
 """Users, tokens, roles and the audit stream.
 
-- Passwords: scrypt (stdlib), random salt, compared in constant time.
+- Passwords: scrypt (stdlib) at OWASP's parameters (N=2^17, r=8, p=1), random salt, compared in
+  constant time. Each hash stores its parameters, so older hashes still verify; a login re-hashes
+  them at today's parameters.
 - Tokens: 256 random bits, stored only as their SHA-256, each with its user, expiry and the user's
   ``epoch`` when issued (the Redis key also expires); ``{prefix}auth:tokens:{user}`` lists a user's
   token digests. A token acts with its user's *current* role, and only while the user exists and
@@ -22,9 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -44,8 +48,11 @@ ADDRESS_FACTOR = 4  # failed logins per address and minute, across user names: t
 USER_FACTOR = 10  # failed logins per user and minute, across addresses: this × login_attempts_per_min
 LOGIN_WINDOW_S = 60
 AuditStream = Literal["changes", "access", "denied"]
-ACCESS_ACTIONS = frozenset({"login", "logout", "clip_view"})
-_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+ACCESS_ACTIONS = frozenset({"login", "logout", "clip_view", "live_view", "live_stop"})
+# OWASP's minimum for scrypt (Password Storage Cheat Sheet): 128 MiB and ~0.3-2 s of CPU per hash
+SCRYPT = {"n": 2**17, "r": 8, "p": 1}
+SCRYPT_MAX_MEM = 512 << 20  # a stored hash asking for more memory than this does not verify
+_HASHING = threading.BoundedSemaphore(2)  # hashes computed at once: login bursts queue, memory stays <= 256 MiB
 
 
 def rank(role: str) -> int:
@@ -60,26 +67,45 @@ class Principal:
 
 
 # ------------------------------------------------------------------ passwords and tokens
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    # OpenSSL needs 128·r·(N + p + 2) bytes; its default cap (32 MiB) is below N=2^17's 128 MiB
+    maxmem = 128 * r * (n + p + 2) + (1 << 20)
+    if maxmem > SCRYPT_MAX_MEM:
+        raise ValueError("scrypt parameters too large")
+    with _HASHING:
+        return hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=32, maxmem=maxmem)
+
+
 def hash_password(password: str) -> str:
+    """``scrypt$N$r$p$salt$key`` at today's parameters (SCRYPT)."""
+    n, r, p = SCRYPT["n"], SCRYPT["r"], SCRYPT["p"]
     salt = secrets.token_bytes(16)
-    dk = hashlib.scrypt(password.encode(), salt=salt, dklen=32, **_SCRYPT)
+    dk = _scrypt(password, salt, n, r, p)
     b64 = base64.b64encode
-    return f"scrypt${_SCRYPT['n']}${_SCRYPT['r']}${_SCRYPT['p']}${b64(salt).decode()}${b64(dk).decode()}"
+    return f"scrypt${n}${r}${p}${b64(salt).decode()}${b64(dk).decode()}"
 
 
 def verify_password(password: str, stored: str) -> bool:
+    """Check against a stored hash, at the parameters stored with it."""
     try:
         kind, n, r, p, salt, dk = stored.split("$")
         if kind != "scrypt":
             return False
-        got = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
-                             dklen=32)
+        got = _scrypt(password, base64.b64decode(salt), int(n), int(r), int(p))
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(got, base64.b64decode(dk))
 
 
-_DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+def needs_rehash(stored: str) -> bool:
+    """True for a hash made with other parameters than today's (it is re-hashed at the next login)."""
+    return stored.split("$")[1:4] != [str(SCRYPT["n"]), str(SCRYPT["r"]), str(SCRYPT["p"])]
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Checked for unknown users, so they cost what a known user costs (made at the first use)."""
+    return hash_password(secrets.token_urlsafe(16))
 
 
 def token_digest(token: str) -> str:
@@ -137,6 +163,16 @@ end
 return {0, 0}
 """
 
+# Replace a password hash with the same password at today's parameters, unless it changed meanwhile
+# (the epoch stays: the password is the same). KEYS: user hash. ARGV: old hash, new hash.
+_REHASH = """
+if redis.call('HGET', KEYS[1], 'password') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'password', ARGV[2])
+  return 1
+end
+return 0
+"""
+
 # Give a reserved attempt back (the password was right). KEYS: counters.
 _REFUND = """
 for _, key in ipairs(KEYS) do
@@ -178,6 +214,7 @@ class Auth:
         self._issue = redis.register_script(_ISSUE)
         self._reserve = redis.register_script(_RESERVE)
         self._refund = redis.register_script(_REFUND)
+        self._rehash = redis.register_script(_REHASH)
         self._deny = redis.register_script(_DENY)
 
     def _user_key(self, name: str) -> str:
@@ -282,10 +319,13 @@ class Auth:
         user = await self.user(name)
         stored = user.get("password", "") if user else ""
         # an unknown user costs the same scrypt as a known one, so timing does not tell them apart
-        ok = await asyncio.to_thread(verify_password, password, stored or _DUMMY_HASH) and bool(stored)
+        ok = await asyncio.to_thread(verify_password, password, stored or _dummy_hash()) and bool(stored)
         if not ok or user is None or user.get("role") not in ROLES:
             return None  # the reserved attempt stays counted: it was a failure
         await self._refund(keys=keys)
+        if needs_rehash(stored):
+            fresh = await asyncio.to_thread(hash_password, password)
+            await self._rehash(keys=[self._user_key(name)], args=[stored, fresh])
         return Principal(name, user["role"], ""), user.get("epoch", "0")  # type: ignore[arg-type]
 
     async def audit(self, actor: str, action: str, target: str = "", *, client: str = "", result: str = "ok",

@@ -7,13 +7,15 @@ from typing import Any
 
 import typer
 
-DEFAULT_CONFIG = Path("config/demo-city")
+from camera_hub import paths
+
 users_app = typer.Typer(help="API users and tokens.", no_args_is_help=True)
 
 
-def _config(path: Path):  # noqa: ANN202
+def _config(path: Path | None):  # noqa: ANN202
     from camera_hub.config import ConfigError, load_config
 
+    path = paths.cli_config(path)
     try:
         return load_config(path)
     except ConfigError as exc:
@@ -27,7 +29,7 @@ def users_add(
     role: str = typer.Option("viewer", "--role", help="viewer | operator | analyst | admin"),
     password: bool = typer.Option(False, "--password", help="Also set a password (asked for) for the login form."),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from standard input."),
-    config: Path = typer.Option(DEFAULT_CONFIG, "--config", help="City config folder or file."),
+    config: Path = typer.Option(None, "--config", help=paths.CONFIG_HELP, show_default=False),
     redis_url: str = typer.Option(None, "--redis-url", envvar="CAMERA_HUB_REDIS_URL",
                                  help="Redis URL (default: settings.redis.url)."),
     ttl_days: float = typer.Option(365.0, "--ttl-days", help="Token lifetime."),
@@ -86,7 +88,7 @@ def _on_redis(url: str, call: Any) -> Any:
 @users_app.command("remove")
 def users_remove(
     name: str = typer.Argument(..., help="User name."),
-    config: Path = typer.Option(DEFAULT_CONFIG, "--config", help="City config folder or file."),
+    config: Path = typer.Option(None, "--config", help=paths.CONFIG_HELP, show_default=False),
     redis_url: str = typer.Option(None, "--redis-url", envvar="CAMERA_HUB_REDIS_URL",
                                  help="Redis URL (default: settings.redis.url)."),
 ) -> None:
@@ -105,24 +107,27 @@ def users_remove(
 
 
 def api(
-    config: Path = typer.Option(DEFAULT_CONFIG, "--config", help="City config folder or file."),
+    config: Path = typer.Option(None, "--config", help=paths.CONFIG_HELP, show_default=False),
     host: str = typer.Option(None, "--host", help="Default: settings.api.host."),
     port: int = typer.Option(None, "--port", help="Default: settings.api.port."),
     redis_url: str = typer.Option(None, "--redis-url", envvar="CAMERA_HUB_REDIS_URL",
                                  help="Redis URL (default: settings.redis.url)."),
     data_dir: Path = typer.Option(None, "--data-dir", help="Snapshots and clips (default: settings.alerts.data_dir)."),
+    live_secret: str = typer.Option(None, "--live-secret", envvar="CAMERA_HUB_LIVE_SECRET",
+                                    help="Live view: the secret shared with the workers (prefer the environment "
+                                    "variable); none: live view answers 503."),
 ) -> None:
     """Serve the HTTP API and the operator page."""
-    import uvicorn
-
     from camera_hub.api.app import create_app
+    from camera_hub.api.server import build_server
     from camera_hub.redact import setup_logging
 
     setup_logging()
     cfg = _config(config)
     app = create_app(cfg, redis_url=redis_url, data_dir=data_dir)
-    uvicorn.run(app, host=host or cfg.settings.api.host, port=port or cfg.settings.api.port, log_level="info",
-                proxy_headers=False)
+    app.state.live_secret = live_secret  # camera_hub/api/live.py
+    api_settings = cfg.settings.api
+    build_server(app, api_settings, host or api_settings.host, port or api_settings.port).run()
 
 
 def register(app: typer.Typer) -> None:

@@ -12,18 +12,33 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from camera_hub.alerts.store import AlertStore, FeedEntry, feed_event_json
 
 log = logging.getLogger(__name__)
 STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+MAX_ID_PART = 2**64 - 1  # each half of a Redis stream id is an unsigned 64-bit number
 HEARTBEAT_S = 15.0
 
 
 def sid_key(sid: str) -> tuple[int, int]:
     ms, _, seq = sid.partition("-")
     return int(ms), int(seq or 0)
+
+
+def valid_resume_id(sid: str) -> bool:
+    """A Redis stream id that Redis accepts as an exclusive start: both halves at most 2^64 - 1 (20
+    digits pass the pattern yet overflow) and not the very last id (nothing can follow it)."""
+    if not STREAM_ID.match(sid):
+        return False
+    ms, seq = sid_key(sid)
+    return ms <= MAX_ID_PART and seq <= MAX_ID_PART and (ms, seq) != (MAX_ID_PART, MAX_ID_PART)
 
 
 Batch = tuple[tuple[tuple[int, int], str], ...]  # ((stream id, SSE text), ...) read together
@@ -40,12 +55,14 @@ class FeedHub:
     burst reaches each client as one write instead of one per alert (adds at most that much delay)."""
 
     def __init__(self, store: AlertStore, *, queue_size: int = 1000, block_ms: int = 5000,
-                 coalesce_s: float = 0.02) -> None:
+                 coalesce_s: float = 0.02, max_per_user: int = 8) -> None:
         self.store = store
         self.queue_size = queue_size
         self.block_ms = block_ms
         self.coalesce_s = coalesce_s
+        self.max_per_user = max_per_user
         self._subs: set[Subscriber] = set()
+        self._streams: Counter[str] = Counter()  # open feeds per user, reserved before each response starts
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -87,6 +104,19 @@ class FeedHub:
                     sub.overflowed.set()
             if self.coalesce_s:
                 await asyncio.sleep(self.coalesce_s)
+
+    def reserve(self, user: str) -> bool:
+        """Take one of ``user``'s ``max_per_user`` feeds; False when all are open. Each client holds a
+        connection and a queue of up to ``queue_size`` batches, so one token cannot open them without end."""
+        if self._streams[user] >= self.max_per_user:
+            return False
+        self._streams[user] += 1
+        return True
+
+    def release(self, user: str) -> None:
+        self._streams[user] -= 1
+        if self._streams[user] <= 0:
+            del self._streams[user]
 
     def subscribe(self) -> Subscriber:
         sub = Subscriber(self.queue_size)
@@ -134,6 +164,20 @@ class FeedHub:
                     yield text
         finally:
             self.unsubscribe(sub)
+
+
+class FeedResponse(StreamingResponse):
+    """The SSE response: gives the user's feed back (``release``) however the stream ends."""
+
+    def __init__(self, content: AsyncIterator[str], release: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self.release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.release()
 
 
 def _sse(e: FeedEntry) -> str:

@@ -14,7 +14,8 @@ from camera_hub.alerts.media import media_path
 from camera_hub.alerts.model import ALERT_ID_PATTERN, OPEN_STATES
 from camera_hub.alerts.store import AlertStore
 from camera_hub.api.auth import COOKIE, AuditStream, Auth, Principal, client_addr, require
-from camera_hub.api.feed import STREAM_ID, FeedHub
+from camera_hub.api.city import AlertDetail, alert_detail, check_grid_worker
+from camera_hub.api.feed import MAX_ID_PART, FeedHub, FeedResponse, valid_resume_id
 from camera_hub.api.models import (
     ActionRequest,
     Alert,
@@ -207,9 +208,10 @@ async def alert_stats(who: Viewer, request: Request) -> AlertStats:
     return AlertStats(open=by_state, open_by_type=by_type, sla_breaches=await store.breaches())
 
 
-@router.get("/alerts/{alert_id}", response_model=Alert, tags=["alerts"], responses=_ALERT_ERRORS)
-async def get_alert(who: Viewer, request: Request, alert_id: AlertId) -> Alert:
-    return await _store(request).get(alert_id)
+@router.get("/alerts/{alert_id}", response_model=AlertDetail, tags=["alerts"], responses=_ALERT_ERRORS)
+async def get_alert(who: Viewer, request: Request, alert_id: AlertId) -> AlertDetail:
+    """The alert JSON plus its rule zone (`zone`: id, name, polygon), for drawing on the snapshot."""
+    return alert_detail(_cfg(request), await _store(request).get(alert_id))
 
 
 async def _act(request: Request, who: Principal, alert_id: str, action: str, note: str,
@@ -233,9 +235,12 @@ async def acknowledge(who: Operator, request: Request, alert_id: AlertId, body: 
     return await _act(request, who, alert_id, "acknowledge", body.note)
 
 
-@router.post("/alerts/{alert_id}/dispatch", response_model=Alert, tags=["alerts"], responses=_ACTION_ERRORS)
+@router.post("/alerts/{alert_id}/dispatch", response_model=Alert, tags=["alerts"], responses={
+    **_ACTION_ERRORS, 404: {"description": "no such alert, or no such grid worker (when the city lists them)"}})
 async def dispatch(who: Operator, request: Request, alert_id: AlertId, body: DispatchRequest) -> Alert:
-    """Send a grid worker; allowed once the alert is acknowledged."""
+    """Send a grid worker (one of the city's `grid_workers`, when it lists any); allowed once the alert
+    is acknowledged."""
+    check_grid_worker(_cfg(request), body.worker)
     return await _act(request, who, alert_id, "dispatch", body.note, body.worker)
 
 
@@ -267,6 +272,12 @@ async def snapshot(who: Viewer, request: Request, alert_id: AlertId) -> FileResp
     return _media(request, alert_id, "snapshot", "image/jpeg")
 
 
+@router.get("/alerts/{alert_id}/onset", tags=["alerts"], responses=_MEDIA, response_class=FileResponse)
+async def onset_snapshot(who: Viewer, request: Request, alert_id: AlertId) -> FileResponse:
+    """The JPEG picture at the alert's onset, the rule's zone drawn (written with the clip)."""
+    return _media(request, alert_id, "onset", "image/jpeg")
+
+
 @router.get("/alerts/{alert_id}/clip", tags=["alerts"], responses=_MEDIA, response_class=FileResponse)
 async def clip(who: Operator, request: Request, alert_id: AlertId) -> FileResponse:
     """The MP4 clip (pre-roll + post-roll, HTTP Range supported so players can seek)."""
@@ -276,7 +287,8 @@ async def clip(who: Operator, request: Request, alert_id: AlertId) -> FileRespon
 
 # ------------------------------------------------------------------ live feed
 @router.get("/feed", tags=["alerts"], response_class=StreamingResponse, responses={
-    **_ERRORS, 200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events; id = stream id"}})
+    **_ERRORS, 200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events; id = stream id"},
+    429: {"model": Error, "description": "the user has settings.api.max_feeds_per_user feeds open already"}})
 async def feed(who: Viewer, request: Request,
                last_event_id: Annotated[str | None, Header(max_length=64)] = None,
                after: Annotated[str | None, Query(max_length=64, description="like Last-Event-ID")] = None,
@@ -284,8 +296,13 @@ async def feed(who: Viewer, request: Request,
     """Every alert change as it happens (`event: alert`, data = the alert JSON plus `event`).
     Reconnect with `Last-Event-ID` (browsers do) to get exactly what was missed."""
     resume = last_event_id or after
-    if resume is not None and not STREAM_ID.match(resume):
-        raise HTTPException(400, "Last-Event-ID must be a stream id like 1700000000000-0")
+    if resume is not None and not valid_resume_id(resume):
+        raise HTTPException(400, "Last-Event-ID (or after) must be a Redis stream id: two numbers of at most "
+                                 f"{MAX_ID_PART} joined by '-', like 1700000000000-0")
     hub: FeedHub = request.app.state.hub
-    return StreamingResponse(hub.events(resume), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    if not hub.reserve(who.name):
+        raise HTTPException(429, f"{who.name} has {hub.max_per_user} live feeds open already, the most one user "
+                                 "may have; close another tab or window of the operator page",
+                            headers={"Retry-After": "5"})
+    return FeedResponse(hub.events(resume), release=lambda: hub.release(who.name), media_type="text/event-stream",
+                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

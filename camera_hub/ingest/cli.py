@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from camera_hub import paths
 
 
 def register(app: typer.Typer) -> None:
@@ -15,7 +18,7 @@ def register(app: typer.Typer) -> None:
 
 
 def worker(
-    config: Annotated[Path, typer.Option("--config", help="City config folder or YAML file")],
+    config: Annotated[Path | None, typer.Option("--config", help=paths.CONFIG_HELP, show_default=False)] = None,
     worker_id: Annotated[str | None, typer.Option("--worker-id", envvar="CAMERA_HUB_WORKER_ID",
                                                   help="Default: host-pid")] = None,
     redis_url: Annotated[str | None, typer.Option("--redis-url", envvar="CAMERA_HUB_REDIS_URL",
@@ -29,6 +32,23 @@ def worker(
     ingest_only: Annotated[bool, typer.Option("--ingest-only", help="Only ingest: no detector, rules or alerts "
                                               "(for capacity tests)")] = False,
     log_level: Annotated[str, typer.Option("--log-level")] = "INFO",
+    models: Annotated[Path | None, typer.Option("--models", help=paths.MODELS_HELP, show_default=False)] = None,
+    live_secret: Annotated[str | None, typer.Option("--live-secret", envvar="CAMERA_HUB_LIVE_SECRET",
+                                                    help="Live view: the secret shared with the API (prefer the "
+                                                    "environment variable); none: no live view")] = None,
+    live_host: Annotated[str | None, typer.Option("--live-host", help="Live view endpoint address for the API "
+                                                  "(default: settings.live.host)")] = None,
+    live_port: Annotated[int | None, typer.Option("--live-port", help="Live view endpoint port for the API "
+                                                  "(default: settings.live.port)")] = None,
+    live_advertise: Annotated[str | None, typer.Option("--live-advertise", envvar="CAMERA_HUB_LIVE_ADVERTISE",
+                                                       help="Address the API reaches this worker at "
+                                                       "(default: settings.live.advertise_host)")] = None,
+    ice_addresses: Annotated[str | None, typer.Option("--ice-addresses", envvar="CAMERA_HUB_ICE_ADDRESSES",
+                                                      help="Extra ICE host addresses, comma-separated (added "
+                                                      "to settings.live.ice_addresses)")] = None,
+    ice_udp_ports: Annotated[str | None, typer.Option("--ice-udp-ports", envvar="CAMERA_HUB_ICE_UDP_PORTS",
+                                                      help="Bind ICE (live view media) in this UDP port range, "
+                                                      "LOW-HIGH (default: settings.live.udp_ports)")] = None,
 ) -> None:
     """Ingest a shard of the city's cameras: RTSP sources, sampling, packet rings, status, leases."""
     import asyncio
@@ -42,6 +62,8 @@ def worker(
     from camera_hub.redact import mask_url, setup_logging
 
     setup_logging(log_level)
+    config = paths.cli_config(config, exit_code=2)
+    paths.cli_models(models)
     try:
         cfg = load_config(config)
     except ConfigError as exc:
@@ -66,21 +88,32 @@ def worker(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        consumer = planner = None
+        consumer = planner = evidence = None
         if not ingest_only:
             from camera_hub.analytics.planner import AnalysisPlanner
+            from camera_hub.evidence import EvidenceRecorder
             from camera_hub.pipeline import build_consumer
 
             typer.echo(f"worker {wid}: loading detector {cfg.settings.detector.model}", err=True)
-            consumer = build_consumer(cfg, client, prefix=prefix, data_dir=data_dir,
-                                      clip_source_for=lambda cid: w.ring(cid))
+            data = Path(data_dir if data_dir is not None else cfg.settings.alerts.data_dir)
+            # per worker: it empties its folder at start
+            evidence = EvidenceRecorder(data / "recordings" / re.sub(r"[^A-Za-z0-9_.-]", "_", wid),
+                                        lambda cid: w.ring(cid), cfg.settings.evidence)
+            consumer = build_consumer(cfg, client, prefix=prefix, data_dir=data_dir, clip_source_for=evidence.source)
             await consumer.start()
             planner = AnalysisPlanner(cfg.settings.analysis, worker=wid)
-        w = Worker(cfg, worker_id=wid, redis=client, prefix=prefix, cameras=cams, consumer=consumer, planner=planner)
+        w = Worker(cfg, worker_id=wid, redis=client, prefix=prefix, cameras=cams, consumer=consumer, planner=planner,
+                   evidence=evidence)
         typer.echo(f"worker {wid}: {len(cams)} cameras in the pool", err=True)
+        from camera_hub.live.server import serve_live  # live view (WHEP) of the cameras this worker reads
+
+        live = await serve_live(cfg, w, client, prefix=prefix, secret=live_secret, host=live_host, port=live_port,
+                                advertise=live_advertise, ice_addresses=ice_addresses, udp_ports=ice_udp_ports)
         try:
             await w.run(stop)
         finally:
+            if live is not None:
+                await live.stop()
             if consumer is not None:
                 await consumer.stop()
             if stats_json is not None:

@@ -8,6 +8,11 @@ thread (it blocks, behind the worker's :class:`~camera_hub.ingest.backoff.OpenGa
 session plays, its socket is handed here. Packets are delivered to the session's callback in
 this thread, so the callback must be quick and must not block (the keyframe decode that it may
 do is the one exception worth having: one picture per sampling interval).
+
+A UDP session (:mod:`camera_hub.ingest.rtp`) has three sockets here: RTSP (keepalive replies,
+the server hanging up), RTP and RTCP. Its read timeout counts RTP only. Every :data:`SWEEP_S`
+each session's timers run (:meth:`RtspReceiver.tick`: jitter buffer, receiver reports, the
+deadline after an RTCP BYE).
 """
 
 from __future__ import annotations
@@ -27,6 +32,10 @@ from camera_hub.ingest.rtsp import RECV_BYTES, RtspReceiver
 log = logging.getLogger(__name__)
 
 SWEEP_S = 0.25  # how often silent sessions are looked for
+# A UDP session whose server closed the RTSP connection ends this long after, unless its RTCP
+# BYE comes first (VLC closes the connection a fraction of a millisecond after its BYE, and the
+# two may be read in either order): the Source then knows the camera ended the stream.
+HANGUP_GRACE_S = 0.3
 
 
 @dataclass(eq=False)
@@ -37,6 +46,8 @@ class Session:
     read_timeout_s: float
     last_data: float = field(default_factory=time.monotonic)
     ended: bool = False
+    socks: list[socket.socket] = field(default_factory=list)  # registered with the selector
+    hung_up: float | None = None  # when the server closed the RTSP connection of a UDP session
 
 
 class Reactor:
@@ -85,20 +96,28 @@ class Reactor:
                 try:
                     if key.data is None:
                         self._take_todo()
+                    elif key.data[1] == "rtsp":
+                        self._read(key.data[0])
                     else:
-                        self._read(key.data)
+                        self._read_udp(key.data[0], key.data[1] == "rtcp")
                 except Exception:  # noqa: BLE001 - the reactor serves every camera: it never dies
                     log.exception("reactor: unexpected error")
                     if key.data is not None:
-                        self._end(key.data, RuntimeError("reactor error"))
+                        self._end(key.data[0], RuntimeError("reactor error"))
             now = time.monotonic()
             if now >= next_sweep:
                 next_sweep = now + SWEEP_S
                 cpu = time.thread_time()  # this thread's CPU (receive, and the decode it runs), for city_scale
                 metrics.REACTOR_CPU.inc(cpu - cpu_seen)
                 cpu_seen = cpu
-                for s in [s for s in self._sessions if now - s.last_data > s.read_timeout_s]:
-                    self._end(s, TimeoutError(f"no data for {s.read_timeout_s:.0f} s"))
+                wall = time.time()
+                for s in list(self._sessions):
+                    if now - s.last_data > s.read_timeout_s:
+                        self._end(s, TimeoutError(f"no data for {s.read_timeout_s:.0f} s"))
+                    elif s.hung_up is not None and (s.rx.bye_at is not None or now - s.hung_up > HANGUP_GRACE_S):
+                        self._end(s, EOFError("server closed the connection"))
+                    else:
+                        self._tick(s, now, wall)
 
     def _take_todo(self) -> None:
         try:
@@ -113,7 +132,9 @@ class Reactor:
                 self._end(s, None)
             elif not s.ended:
                 s.rx.sock.setblocking(False)
-                self._sel.register(s.rx.sock, selectors.EVENT_READ, s)
+                for sock, kind in ((s.rx.sock, "rtsp"), *zip(s.rx.udp or (), ("rtp", "rtcp"), strict=False)):
+                    self._sel.register(sock, selectors.EVENT_READ, (s, kind))
+                    s.socks.append(sock)
                 self._sessions.add(s)
                 s.last_data = time.monotonic()
                 self._deliver(s, b"")  # what came with the PLAY reply
@@ -129,10 +150,36 @@ class Reactor:
             self._end(s, exc)
             return
         if not chunk:
+            if s.rx.udp is not None and s.hung_up is None:  # RTP and RTCP may still say why (BYE)
+                s.hung_up = time.monotonic()
+                self._sel.unregister(s.rx.sock)
+                s.socks.remove(s.rx.sock)
+                return
             self._end(s, EOFError("server closed the connection"))
             return
-        s.last_data = time.monotonic()
+        if s.rx.udp is None:  # over UDP the RTSP connection carries only replies: RTP counts
+            s.last_data = time.monotonic()
         self._deliver(s, chunk)
+
+    def _read_udp(self, s: Session, rtcp: bool) -> None:
+        if s.ended:
+            return
+        mono = time.monotonic()
+        try:
+            units, got_rtp = s.rx.read_udp(rtcp, time.time(), mono)
+            if got_rtp:
+                s.last_data = mono
+            for pkt in units:
+                s.on_packet(pkt)
+        except Exception as exc:  # noqa: BLE001 - one camera's trouble ends its session, not the reactor
+            self._end(s, exc)
+
+    def _tick(self, s: Session, mono: float, wall: float) -> None:
+        try:
+            for pkt in s.rx.tick(mono, wall):
+                s.on_packet(pkt)
+        except Exception as exc:  # noqa: BLE001 - RtpByeError, or a consumer's failure
+            self._end(s, exc)
 
     def _deliver(self, s: Session, chunk: bytes) -> None:
         try:
@@ -148,7 +195,8 @@ class Reactor:
         s.ended = True
         if s in self._sessions:
             self._sessions.discard(s)
-            self._sel.unregister(s.rx.sock)
+            for sock in s.socks:
+                self._sel.unregister(sock)
         try:
             s.rx.close()
         except Exception:  # noqa: BLE001 - closing is best effort

@@ -2,7 +2,10 @@
 
 One hash per camera, ``{prefix}status:{camera_id}``, fields: state (starting|up|degraded|down),
 reason, since (epoch s of the last state change), last_frame_at, fps, bitrate (bit/s), width,
-height, codec, reconnects, worker, updated_at. A missing key means never connected. A hash
+height, codec, reconnects, worker, updated_at, and how the stream comes: transport (tcp|udp),
+transport_note (e.g. "tcp refused (461)": auto fell back to UDP), b_frames, rtp_lost,
+rtp_reordered, ssrc_changes, byes (RTP counters since the worker took the camera). A missing key
+means never connected. A hash
 whose worker stopped refreshing it (``updated_at`` older than ``stale_after_s``) reads as
 ``down`` with reason ``stale``: a SIGKILLed worker must not leave its cameras "up" forever.
 No field ever holds a URL.
@@ -21,7 +24,7 @@ STATES: tuple[State, ...] = ("starting", "up", "degraded", "down")
 COVERING: frozenset[str] = frozenset({"up", "degraded"})
 # why a camera is down or degraded; "" while up or starting
 REASONS = ("auth", "not_found", "refused", "timeout", "eof", "decode_errors", "stalled", "no_keyframe",
-           "stale", "error", "stopped")
+           "stale", "error", "stopped", "bye")
 
 
 class CameraStatus(BaseModel):
@@ -38,6 +41,13 @@ class CameraStatus(BaseModel):
     reconnects: int = 0
     worker: str = ""
     updated_at: float | None = None
+    transport: str = ""  # tcp | udp: RTP of the camera's (last) session
+    transport_note: str = ""  # why not the transport asked for, e.g. "tcp refused (461)"
+    b_frames: bool = False  # the stream has B-frames (timestamps go backwards in send order)
+    rtp_lost: int = 0  # RTP packets that never arrived
+    rtp_reordered: int = 0  # RTP packets put back in order (UDP)
+    ssrc_changes: int = 0  # new RTP senders taken up without reopening
+    byes: int = 0  # RTCP BYEs (each followed by a new sender or a reopen)
 
     def to_redis(self) -> dict[str, str]:
         out = self.model_dump(exclude={"camera_id"})

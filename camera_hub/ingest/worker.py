@@ -24,6 +24,7 @@ from camera_hub.analytics.motion import MotionGate
 from camera_hub.analytics.planner import AnalysisPlanner
 from camera_hub.config import Camera, CityConfig
 from camera_hub.events import Sample
+from camera_hub.evidence import EvidenceRecorder
 from camera_hub.ingest.backoff import Backoff, OpenGate
 from camera_hub.ingest.queue import SampleQueue
 from camera_hub.ingest.ring import PacketRing
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 
 
 class SampleConsumer(Protocol):
+    """Takes batches of samples. One that sets ``pipeline = n`` is handed up to n batches at once
+    and must finish them in order (the worker's planner measures it that way)."""
+
     async def handle(self, samples: list[Sample]) -> None: ...
 
 
@@ -82,19 +86,22 @@ def _to_loop(loop: asyncio.AbstractEventLoop, fn: Callable[..., object], *args: 
 class _Reported:
     """What was last published for one camera (to compute rates and counter deltas)."""
 
-    __slots__ = ("t", "packets", "bytes", "decoded", "fps", "bitrate", "labels")
+    __slots__ = ("t", "packets", "bytes", "decoded", "fps", "bitrate", "labels", "rtp", "transport")
 
     def __init__(self) -> None:
         self.t = time.monotonic()
         self.packets = self.bytes = self.decoded = 0
         self.fps = self.bitrate = 0.0
         self.labels: tuple[str, str] | None = None
+        self.rtp: dict[str, int] = {}  # Source.rtp_stats() as last counted
+        self.transport = ""
 
 
 class Worker:
     def __init__(self, cfg: CityConfig, *, worker_id: str, redis: Any | None = None, prefix: str | None = None,
                  consumer: SampleConsumer | None = None, cameras: Sequence[Camera] | None = None,
-                 batch_size: int | None = None, planner: AnalysisPlanner | None = None) -> None:
+                 batch_size: int | None = None, planner: AnalysisPlanner | None = None,
+                 evidence: EvidenceRecorder | None = None) -> None:
         self.cfg = cfg
         self.settings = cfg.settings.ingest
         self.worker_id = worker_id
@@ -102,9 +109,12 @@ class Worker:
         self.prefix = cfg.settings.redis.prefix if prefix is None else prefix
         self.consumer: SampleConsumer = consumer or CountingConsumer()
         self.planner = planner
-        if planner is not None and not (hasattr(self.consumer, "detects") and hasattr(self.consumer, "hot")):
-            raise TypeError("a planned worker needs a consumer with detects() and hot()")
+        self.evidence = evidence  # keeps hot cameras' keyframes on disk for clips
+        needs_hot = planner is not None or evidence is not None
+        if needs_hot and not (hasattr(self.consumer, "detects") and hasattr(self.consumer, "hot")):
+            raise TypeError("a planned or recording worker needs a consumer with detects() and hot()")
         self._now_tasks: set[asyncio.Task[None]] = set()  # analyses of detector-free cameras
+        self._batch_end = 0.0  # perf_counter when the last analysed batch finished
         self.cameras = {c.id: c for c in (cameras if cameras is not None else cfg.cameras) if c.enabled}
         self.batch_size = batch_size or cfg.settings.detector.batch_size
         self.gate = OpenGate(self.settings.max_opens_in_flight)
@@ -160,6 +170,8 @@ class Worker:
                                "starved": p.starvation(time.time()).starved,
                                "intervals_hot": [round(x, 2) for x in p.intervals(hot=True)],
                                "intervals_idle": [round(x, 2) for x in p.intervals(hot=False)]}
+        if self.evidence is not None:
+            out["evidence"] = self.evidence.stats()
         return out
 
     # ------------------------------------------------------------------ cameras
@@ -167,7 +179,8 @@ class Worker:
         s, det = self.settings, self.cfg.settings.detector
         fps = s.fps_cameras.get(cam.id)
         interval = 1.0 / fps if fps else (cam.sample_interval_s or s.sample_interval_s)
-        ring = self._rings.setdefault(cam.id, PacketRing(s.ring_seconds, s.ring_max_bytes))
+        ring = self._rings.setdefault(cam.id, PacketRing(s.ring_seconds, s.ring_max_bytes, lapse_s=s.ring_lapse_s,
+                                                         lapse_every_s=s.ring_lapse_every_s))
         metrics.SAMPLES_DROPPED.labels(camera=cam.id)  # a 0 series from the start: dashboards show "none dropped"
         gate = self._gates.setdefault(cam.id, MotionGate(det.motion_threshold, det.force_interval_s))
         loop = self._loop
@@ -182,7 +195,9 @@ class Worker:
             sampler=sampler,
             ring=ring, gate=self.gate, backoff=Backoff(s.backoff_base_s, s.backoff_cap_s, random.Random()),
             options=SourceOptions(transport=cam.transport, receiver=s.receiver, connect_timeout_s=s.connect_timeout_s,
-                                  read_timeout_s=s.read_timeout_s, no_keyframe_after_s=s.no_keyframe_after_s),
+                                  read_timeout_s=s.read_timeout_s, no_keyframe_after_s=s.no_keyframe_after_s,
+                                  allow_basic_auth=cam.allow_basic_auth, udp_ports=s.rtp_udp_ports,
+                                  bye_timeout_s=s.bye_timeout_s),
             on_sample=lambda sample: _to_loop(loop, self._sample_in, sample),
             on_state=lambda _src: _to_loop(loop, self._dirty.set),
             motion=gate.update,
@@ -230,6 +245,13 @@ class Worker:
                     gauge.remove(*labels.values())
                 except KeyError:
                     pass
+        for gauge, values in ((metrics.CAMERA_TRANSPORT, (camera_id, rep.transport) if rep and rep.transport else None),
+                              (metrics.CAMERA_B_FRAMES, (camera_id,))):
+            if values:
+                try:
+                    gauge.remove(*values)
+                except KeyError:
+                    pass
 
     def _snapshot(self, cid: str, src: Source, rep: _Reported, force: bool) -> CameraStatus | None:
         mono = time.monotonic()
@@ -250,6 +272,22 @@ class Worker:
             rep.fps = (packets - rep.packets) / dt
             rep.bitrate = (nbytes - rep.bytes) * 8 / dt
             rep.t, rep.packets, rep.bytes, rep.decoded = mono, packets, nbytes, decoded
+        rtp = src.rtp_stats()
+        if rtp != rep.rtp:
+            for key, counter in (("lost", metrics.RTP_LOST), ("reordered", metrics.RTP_REORDERED),
+                                 ("late", metrics.RTP_LATE)):
+                if (delta := rtp.get(key, 0) - rep.rtp.get(key, 0)) > 0:
+                    counter.labels(camera=cid).inc(delta)
+            for key, cause in (("ssrc_changes", "ssrc_change"), ("byes", "bye")):
+                if (delta := rtp.get(key, 0) - rep.rtp.get(key, 0)) > 0:
+                    metrics.RTP_RESYNCS.labels(camera=cid, cause=cause).inc(delta)
+            rep.rtp = rtp
+        if src.transport != rep.transport:
+            if rep.transport:
+                metrics.CAMERA_TRANSPORT.labels(camera=cid, transport=rep.transport).set(0)
+            metrics.CAMERA_TRANSPORT.labels(camera=cid, transport=src.transport).set(1)
+            rep.transport = src.transport
+        metrics.CAMERA_B_FRAMES.labels(camera=cid).set(1 if src.b_frames else 0)
         fps, bitrate = rep.fps, rep.bitrate
         if rep.labels != (state, reason):
             self._changes.append((cid, state, reason, since))
@@ -264,7 +302,10 @@ class Worker:
         return CameraStatus(camera_id=cid, state=state, reason=reason, since=since,
                             last_frame_at=src.last_frame_at, fps=round(fps, 2), bitrate=round(bitrate),
                             width=src.width, height=src.height, codec=src.codec, reconnects=src.reconnects,
-                            worker=self.worker_id, updated_at=time.time())
+                            worker=self.worker_id, updated_at=time.time(), transport=src.transport,
+                            transport_note=src.transport_note, b_frames=src.b_frames, rtp_lost=rtp.get("lost", 0),
+                            rtp_reordered=rtp.get("reordered", 0), ssrc_changes=rtp.get("ssrc_changes", 0),
+                            byes=rtp.get("byes", 0))
 
     async def publish_status(self, force: bool = False) -> list[CameraStatus]:
         out = []
@@ -305,11 +346,13 @@ class Worker:
         if self.consumer.detects(sample.camera_id):  # type: ignore[attr-defined]
             self.queue.put(sample)
         else:
-            task = asyncio.create_task(self._analyse([sample]))
+            task = asyncio.create_task(self._analyse([sample], detector_lane=False))
             self._now_tasks.add(task)
             task.add_done_callback(self._now_tasks.discard)
 
-    async def _analyse(self, batch: list[Sample]) -> None:
+    async def _analyse(self, batch: list[Sample], detector_lane: bool = True) -> None:
+        """One batch through the consumer; ``detector_lane``: a batch from the queue (the planner's
+        budget), not a detector-free camera's sample analysed at once beside it."""
         metrics.DETECTOR_BACKLOG.set(len(self.queue))
         now = time.time()
         for s in batch:
@@ -319,16 +362,40 @@ class Worker:
             await self.consumer.handle(batch)
         except Exception:  # a consumer bug must not stop ingest
             log.exception("sample consumer failed")
-        if self.planner is not None:
-            hot = self.consumer.hot  # type: ignore[attr-defined]
+        # the time this batch added to the analysis being busy: batches overlap (one in the
+        # detector, one in the rules) and finish in order, so the planner's rate is samples per
+        # busy second of the whole pipeline, not of one batch
+        t1 = time.perf_counter()
+        busy = t1 - max(t0, self._batch_end)
+        if detector_lane:
+            self._batch_end = max(self._batch_end, t1)
+        if self.planner is not None or self.evidence is not None:
+            hot_of = self.consumer.hot  # type: ignore[attr-defined]
             for s in batch:
-                self.planner.analysed(s.camera_id, s.t, hot(s.camera_id))
+                hot = hot_of(s.camera_id)
+                if self.planner is not None:
+                    self.planner.analysed(s.camera_id, s.t, hot)
+                if self.evidence is not None:
+                    self.evidence.update(s.camera_id, hot, now)
+        if self.planner is not None and detector_lane:
             self.planner.batch_done(sum(1 for s in batch if self.consumer.detects(s.camera_id)),  # type: ignore[attr-defined]
-                                    time.perf_counter() - t0)
+                                    busy)
 
     async def _consume_loop(self) -> None:
-        while True:
-            await self._analyse(await self.queue.get_batch(self.batch_size))
+        """Up to the consumer's ``pipeline`` batches at once (the analysis consumer's detector and
+        rules overlap: 2); the next batch is taken only when a slot is free, so it gathers what
+        arrived meanwhile."""
+        slots = asyncio.Semaphore(getattr(self.consumer, "pipeline", 1))
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                await slots.acquire()
+                task = asyncio.create_task(self._analyse(await self.queue.get_batch(self.batch_size)))
+                running.add(task)
+                task.add_done_callback(lambda t: (running.discard(t), slots.release()))
+        finally:
+            for t in running:
+                t.cancel()
 
     async def _plan_loop(self) -> None:
         """Arm the cameras the planner picks, every tick; its report (metrics, log) once a second."""
@@ -347,12 +414,24 @@ class Worker:
                 self.planner.report(now)
             await asyncio.sleep(self.planner.s.tick_s)
 
+    async def _evidence_loop(self) -> None:
+        """Hot cameras' new keyframes to disk, off the event loop, once every ``flush_s``."""
+        assert self.evidence is not None
+        while not self._stopping.is_set():
+            await asyncio.sleep(self.evidence.s.flush_s)
+            try:
+                await asyncio.to_thread(self.evidence.flush)
+            except Exception:  # noqa: BLE001 - evidence must never stop ingest
+                log.exception("evidence flush failed")
+
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._tasks = [asyncio.create_task(self._consume_loop()), asyncio.create_task(self._status_loop())]
         if self.planner is not None:
             self._tasks.append(asyncio.create_task(self._plan_loop()))
+        if self.evidence is not None:
+            self._tasks.append(asyncio.create_task(self._evidence_loop()))
         if self.shard is not None:
             self._tasks.append(asyncio.create_task(self.shard.run(self._stopping)))
         else:
@@ -371,6 +450,8 @@ class Worker:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.evidence is not None:
+            self.evidence.close()
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.start()

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from camera_hub import paths
+
 if TYPE_CHECKING:
     from camera_hub.config import CityConfig
     from camera_hub.sim.rtsp_server import SimCameraSpec
-
-DEFAULT_CONFIG = Path("config/demo-city")
 
 
 def plan(cfg: CityConfig, cameras: int, scene: str | None = None) -> tuple[list[SimCameraSpec],
@@ -21,7 +21,7 @@ def plan(cfg: CityConfig, cameras: int, scene: str | None = None) -> tuple[list[
     from urllib.parse import unquote, urlsplit
 
     from camera_hub.sim.rtsp_server import SimCameraSpec
-    from camera_hub.sim.scenes import camera_offset_s, scene_for_camera
+    from camera_hub.sim.scenes import camera_offset_s, scene_effects, scene_for_camera
 
     community = [c for c in cfg.cameras if c.kind == "community" and c.enabled][:cameras]
     chosen = community + [c for c in cfg.cameras if c.kind == "lookout" and c.enabled]
@@ -31,12 +31,14 @@ def plan(cfg: CityConfig, cameras: int, scene: str | None = None) -> tuple[list[
             parts = urlsplit(url.reveal()) if url is not None else None
             if parts is not None and parts.username is not None:
                 creds.add((unquote(parts.username), unquote(parts.password or "")))
-    specs = [SimCameraSpec(c.id, scene or scene_for_camera(c), camera_offset_s(c.id)) for c in chosen]
+    scenes = {c.id: scene or scene_for_camera(c) for c in chosen}
+    specs = [SimCameraSpec(c.id, scenes[c.id], camera_offset_s(c.id, effects=scene_effects(scenes[c.id])))
+             for c in chosen]
     return specs, (sorted(creds)[0] if creds else None), len(creds) > 1
 
 
 def sim(
-    config: Path = typer.Option(DEFAULT_CONFIG, "--config", help="City config folder or YAML file."),
+    config: Path = typer.Option(None, "--config", help=paths.CONFIG_HELP, show_default=False),
     cameras: int = typer.Option(40, "--cameras", min=0, help="First N community cameras (plus every lookout)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8554, "--port", min=0, max=65535, help="RTSP port (0: any free port)."),
@@ -58,6 +60,7 @@ def sim(
 
     setup_logging(log_level)
     logging.getLogger("camera_hub.sim.encode").setLevel(logging.WARNING)  # the progress lines say it
+    config = paths.cli_config(config)
     try:
         cfg = load_config(config)
     except ConfigError as exc:

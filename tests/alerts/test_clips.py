@@ -10,7 +10,7 @@ import pytest
 from alertkit import frame, h264_packets
 
 from camera_hub.annexb import nal_units
-from camera_hub.clips import remux_to_mp4, write_clip
+from camera_hub.clips import NoClip, remux_to_mp4, write_clip
 from camera_hub.events import EncodedPacket, StreamInfo
 
 
@@ -82,5 +82,7 @@ def test_no_clip_when_the_ring_has_nothing(tmp_path) -> None:
         def window(self, t0: float, t1: float):  # noqa: ANN202
             return None
 
-    assert write_clip(Empty(), 100.0, 5, 5, tmp_path / "x.mp4") is None
+    with pytest.raises(NoClip) as err:
+        write_clip(Empty(), 95.0, 105.0, tmp_path / "x.mp4")
+    assert err.value.reason == "no_video"
     assert not (tmp_path / "x.mp4").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 
 import cv2
@@ -112,3 +113,16 @@ async def test_samples_of_one_camera_in_one_batch_keep_their_own_detections(yolo
     tracks = an.cameras["mall"].tracker.tracks
     assert len(tracks) >= 5
     assert all(t.first_seen == t0 + 2 for t in tracks)  # nothing was seen in the empty frame at t0
+
+
+async def test_overlapping_batches_reach_the_rules_in_order(yolox, assets):
+    """The worker hands the analyzer a batch while the one before is still in the rules: the
+    detector takes them one at a time and the rules in the order they came, so the outcome is
+    the sequential one (a crowd that lasts 10 s raises its alert at the sample of +10 s)."""
+    an = Analyzer(city([crowd_camera("mall")]), yolox)
+    frame = img(assets, "jetson_peds-007.png")
+    batches = [[Sample("mall", 1_780_000_000 + t, None, frame, True, None)] for t in range(0, 14, 2)]
+    results = await asyncio.gather(*(an.handle(b) for b in batches))
+    eps = [e for r in results for e in r]
+    assert [(e.kind, e.t - 1_780_000_000) for e in eps] == [("start", 10)]
+    assert [i for i, r in enumerate(results) if r] == [5]  # raised by the batch of +10 s itself

@@ -12,6 +12,8 @@ from hypothesis.errors import Unsatisfiable
 schemathesis = pytest.importorskip("schemathesis")
 from schemathesis.generation import GenerationMode  # noqa: E402
 
+schemathesis.serializer.alias("application/sdp", "text/plain")  # WHEP offers (camera_hub/api/live.py)
+
 from camera_hub.api.app import create_app  # noqa: E402
 
 # the feed never ends (streamed separately in test_sse_resume); logout would revoke the token in use

@@ -179,11 +179,12 @@ def test_masked_password_is_refused() -> None:
 
 
 def test_environment_interpolation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CAM_PW", "from-env")
-    text = BASE.replace(f"admin:{SECRET}@10.1.2.4", "admin:${CAM_PW}@10.1.2.4")
+    monkeypatch.setenv("CAMERA_HUB_SECRET_CAM_PW", "from-env")
+    text = BASE.replace(f"admin:{SECRET}@10.1.2.4", "admin:${CAMERA_HUB_SECRET_CAM_PW}@10.1.2.4")
     assert load_text(tmp_path, text).cameras[1].main_url.reveal() == "rtsp://admin:from-env@10.1.2.4:554/main"
-    monkeypatch.delenv("CAM_PW")
-    expect_error(tmp_path, text, line_of(text, "${CAM_PW}"), "cameras[1].main_url", "CAM_PW is not set")
+    monkeypatch.delenv("CAMERA_HUB_SECRET_CAM_PW")
+    expect_error(tmp_path, text, line_of(text, "${CAMERA_HUB"), "cameras[1].main_url",
+                 "CAMERA_HUB_SECRET_CAM_PW is not set")
 
 
 def test_folder_merges_files_and_names_the_right_file(tmp_path: Path) -> None:

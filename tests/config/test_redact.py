@@ -54,3 +54,22 @@ def test_logging_filter_masks_message_and_traceback() -> None:
     assert "topsecret" not in joined
     assert "cannot open rtsp://admin:***@1.2.3.4/a" in joined
     assert "ConnectionError: rtsp://admin:***@1.2.3.4/a refused" in joined
+
+
+@pytest.mark.parametrize(("text", "secret", "masked"), [
+    ("open failed: rtsp://admin:ab@cd@10.0.0.1/x (401)", ["ab@cd", "cd@"], "rtsp://admin:***@10.0.0.1/x (401)"),
+    ("open failed: rtsp://admin:my secret@10.0.0.1/x (401)", ["my secret", "secret"], "rtsp://admin:***@10.0.0.1/x"),
+    # FFmpeg's error text quotes the URL as it was given
+    ("[Errno 111] Connection refused: 'rtsp://admin:p@ss word@127.0.0.1:554/x'", ["p@ss", "word"],
+     "'rtsp://admin:***@127.0.0.1:554/x'"),
+], ids=["at-sign", "space", "both-in-ffmpeg-text"])
+def test_mask_text_hides_passwords_with_at_signs_and_spaces(text: str, secret: list[str], masked: str) -> None:
+    out = mask_text(text)
+    assert masked in out, out
+    for piece in secret:
+        assert piece not in out
+
+
+def test_mask_text_keeps_two_urls_on_a_line_apart() -> None:
+    out = mask_text("rtsp://a:p@1@h1/x then rtsp://b:q 2@h2/y")
+    assert out == "rtsp://a:***@h1/x then rtsp://b:***@h2/y"

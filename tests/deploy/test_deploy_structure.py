@@ -3,6 +3,7 @@ check that they parse and that every command, option, port and path they use exi
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,11 @@ def test_compose_commands_ports_and_env_exist() -> None:
     services = compose["services"]
     for name in ("redis", "api", "worker", "prometheus", "grafana"):
         assert name in services
-    assert "--appendonly" in services["redis"]["command"]
+    redis_cmd = " ".join(services["redis"]["command"])
+    assert "--appendonly yes" in redis_cmd and '--requirepass "$$REDIS_PASSWORD"' in redis_cmd
+    assert "ports" not in services["redis"]  # reachable from the project's containers only
+    for name in ("api", "worker"):  # they connect with the password Redis requires
+        assert services[name]["environment"]["CAMERA_HUB_REDIS_URL"].startswith("redis://:${CAMERA_HUB_REDIS_PASSWORD:?")
     for name in ("api", "worker"):
         check_cli_args(services[name]["command"])
         for env in services[name]["environment"]:
@@ -75,11 +80,27 @@ def test_kubernetes_manifests() -> None:
             for c in spec["template"]["spec"]["containers"]:
                 if c["image"] == "camera-hub":
                     check_cli_args(c["args"])
-                    for env in c.get("env", []):
-                        assert env["name"] in envvars_of(c["args"][0]), f"{d['metadata']['name']}: {env['name']}"
-                    for probe in ("readinessProbe", "livenessProbe"):
-                        if probe in c:
+                    envs = c.get("env", [])
+                    # a variable only other values expand ($(NAME)) need not be read by the command
+                    expanded = {n for e in envs for n in re.findall(r"\$\((\w+)\)", e.get("value", ""))}
+                    for env in envs:
+                        assert env["name"] in envvars_of(c["args"][0]) | expanded, \
+                            f"{d['metadata']['name']}: {env['name']}"
+                    by_name = {e["name"]: e for e in envs}
+                    # Redis wants a password: the URL carries it from the secret
+                    assert by_name["CAMERA_HUB_REDIS_URL"]["value"] == "redis://:$(REDIS_PASSWORD)@redis:6379/0"
+                    assert by_name["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "camera-hub-redis"
+                    assert "livenessProbe" in c and c["resources"]["requests"], d["metadata"]["name"]
+                    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+                        if probe in c and "httpGet" in c[probe]:
                             assert c[probe]["httpGet"]["path"] in {"/readyz", "/healthz"}
+                        elif probe in c:  # the worker serves no HTTP route of its own: its metrics port
+                            assert c[probe]["tcpSocket"]["port"] in {p["name"] for p in c["ports"]}
+    redis = next(d for d in docs if d["kind"] == "StatefulSet" and d["metadata"]["name"] == "redis")
+    assert "--requirepass" in " ".join(redis["spec"]["template"]["spec"]["containers"][0]["command"])
+    policies = {d["metadata"]["name"]: d for d in docs if d["kind"] == "NetworkPolicy"}
+    assert policies["redis-from-camera-hub-only"]["spec"]["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "redis"}
     kustom = yaml.safe_load((DEPLOY / "kubernetes" / "kustomization.yaml").read_text())
     for res in kustom["resources"]:
         assert (DEPLOY / "kubernetes" / res).exists()
@@ -98,3 +119,11 @@ def test_dockerfile_copies_existing_paths(line: str) -> None:
 def test_dockerfile_exposes_the_ports_used() -> None:
     text = (REPO / "Dockerfile").read_text()
     assert f"EXPOSE {ApiSettings().port} 9101" in text
+
+
+def test_kubernetes_manifests_validate_against_the_kubernetes_schemas() -> None:
+    """Every resource against the Kubernetes OpenAPI schemas (kubernetes-validate bundles them),
+    strict: an unknown or misspelt field fails."""
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    for d in k8s_docs():
+        kubernetes_validate.validate(d, kubernetes_validate.latest_version(), strict=True)

@@ -76,3 +76,34 @@ def test_nothing_before_the_first_keyframe_or_without_info() -> None:
     ring.set_info(INFO)
     feed(ring, 1.5, first=3)  # no keyframe among these
     assert len(ring) == 0
+
+
+def test_the_time_lapse_keeps_a_keyframe_every_few_seconds_behind_the_full_rate_part() -> None:
+    ring = PacketRing(seconds=10, max_bytes=1 << 20, lapse_s=30, lapse_every_s=4)
+    ring.set_info(INFO)
+    feed(ring, 60)  # keyframes every 2 s from t=1000
+    now = 1000.0 + 59.9
+    _, pkts = ring.window(0.0, 1e12)
+    keys = [p.received_at - 1000.0 for p in pkts if p.is_keyframe]
+    full_from = next(p.received_at for p in pkts if not p.is_keyframe) - 0.1 - 1000.0
+    lapse = [k for k in keys if k < full_from]
+    # behind the full-rate part (≥ 10 s), one keyframe every 4 s, none older than 30 s
+    assert lapse and all(b - a == 4.0 for a, b in zip(lapse, lapse[1:], strict=False))
+    assert min(lapse) >= now - 1000.0 - 30 and now - 1000.0 - full_from >= 10.0
+    assert all(p.is_keyframe for p in pkts if p.received_at - 1000.0 < full_from)
+    # a window from inside the time-lapse starts at the lapse keyframe at or before t0
+    _, part = ring.window(1000.0 + lapse[1] + 1.0, 1e12)
+    assert part[0].received_at == 1000.0 + lapse[1] and part[0].is_keyframe
+    # the byte count is what is kept
+    assert ring.nbytes == sum(len(p.data) for p in pkts)
+
+
+def test_the_byte_bound_drops_the_time_lapse_before_full_rate_gops() -> None:
+    # a GOP is 2900 bytes; 6 of them are kept for 10 s; the bound leaves room for one lapse keyframe
+    ring = PacketRing(seconds=10, max_bytes=6 * 2900 + 1500, lapse_s=60, lapse_every_s=2)
+    ring.set_info(INFO)
+    feed(ring, 60)
+    _, pkts = ring.window(0.0, 1e12)
+    assert ring.nbytes <= 6 * 2900 + 1500
+    assert len(pkts) == 1 + 6 * 20 and pkts[0].is_keyframe and not pkts[2].is_keyframe
+    assert pkts[1].received_at - pkts[0].received_at == 2.0  # the newest lapse keyframe survived

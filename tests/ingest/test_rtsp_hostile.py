@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import re
 import socket
+import struct
+import subprocess
+import sys
 import threading
 import time
 import tracemalloc
@@ -208,3 +211,106 @@ def test_what_stays_within_the_bounds_still_gets_through() -> None:
     rx.depacketizer = Depacketizer("h264")
     got = [p.pts for i in range(0, len(stream), 1000) for p in rx.feed(stream[i:i + 1000], 0.0)]
     assert got == [0, 3600, 7200]
+
+
+# ---------------------------------------------------------------------------- the reactor is never blocked
+# A hostile camera's bytes, sent by a process of their own (a sender thread here would share the
+# GIL with the reactor and measure itself): random garbage, or a flood of the smallest packets the
+# reader parses (8-byte RTCP BYEs of a sender nobody knows on the RTCP channel, about the most CPU
+# per byte a camera can cost it: ~0.1 s per 256 KiB read on a loaded 2-core machine).
+BLAST = """
+import os, socket, sys
+sock = socket.socket(fileno=int(sys.argv[1]))
+bye = b"$\\x01\\x00\\x08\\x81\\xcb\\x00\\x01\\x00\\x00\\x00\\x07"
+data = os.urandom(1 << 20) if sys.argv[2] == "garbage" else bye * ((1 << 20) // len(bye))
+try:
+    while True:
+        sock.sendall(data)
+except OSError:
+    pass
+"""
+# Another camera's frames may wait for one read of the hostile camera's (RECV_BYTES), not more:
+# the reactor serves every ready socket once a turn. Measured ~0.1 s at worst on 2 loaded cores.
+FRAME_DELAY_BOUND_S = 0.5
+
+
+class BlastingServer(HostileServer):
+    """After PLAY, a child process sends ``kind`` on the connection as fast as it goes, until it is closed."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind, self.child = kind, None
+        super().__init__(b"")
+
+    def _serve(self) -> None:
+        conn, _ = self.sock.accept()
+        with conn, self.sock:
+            self._handshake(conn)
+            self.child = subprocess.Popen([sys.executable, "-c", BLAST, str(conn.fileno()), self.kind],
+                                          pass_fds=[conn.fileno()])
+
+
+class PacedServer(HostileServer):
+    """A well-behaved camera: after PLAY and ``go``, a 1,400-byte frame every 40 ms that carries
+    the monotonic time it was sent, until ``stop``."""
+
+    def __init__(self) -> None:
+        self.go, self.stop, self.sent = threading.Event(), threading.Event(), 0
+        super().__init__(b"")
+
+    def _serve(self) -> None:
+        conn, _ = self.sock.accept()
+        with conn, self.sock:
+            self._handshake(conn)
+            self.go.wait(10.0)
+            seq = 0
+            while not self.stop.wait(0.04):
+                nal = P[:1] + struct.pack(">d", time.monotonic()) + bytes(1400)
+                try:
+                    conn.sendall(rtp(seq, seq * 3600, nal, True))
+                except OSError:
+                    return
+                seq, self.sent = seq + 1, self.sent + 1
+
+
+class CountingReceiver(RtspReceiver):
+    fed = 0
+
+    def feed(self, chunk: bytes, now: float) -> list[EncodedPacket]:
+        self.fed += len(chunk)
+        return super().feed(chunk, now)
+
+
+@pytest.mark.parametrize("kind", ["garbage", "rtcp-flood"])
+def test_a_hostile_camera_at_full_speed_does_not_hold_up_another_cameras_frames(kind) -> None:
+    reactor = Reactor(name=f"blocked-{kind}")
+    hostile, good = BlastingServer(kind), PacedServer()
+    bad_rx, good_rx = CountingReceiver(hostile.url), RtspReceiver(good.url)
+    bad_rx.open()
+    good_rx.open()
+    arrivals: list[tuple[float, float]] = []  # (sent, received), monotonic
+    ended: list[BaseException | None] = []
+    reactor.add(bad_rx, lambda p: None, ended.append, 30.0)
+    reactor.add(good_rx, lambda p: arrivals.append((struct.unpack(">d", p.data[5:13])[0], time.monotonic())),
+                ended.append, 30.0)
+    try:
+        time.sleep(0.2)  # the hostile camera's socket is full and the reactor at it
+        good.go.set()
+        time.sleep(2.0)
+        good.stop.set()
+        time.sleep(0.3)
+    finally:
+        good.go.set()
+        good.stop.set()
+        if hostile.child is not None:
+            hostile.child.kill()
+            hostile.child.wait(5.0)
+        good.thread.join(5.0)
+    delays = sorted(got - sent for sent, got in arrivals)
+    assert ended == [] or all(isinstance(e, EOFError) for e in ended), ended  # nobody ended before the hang-ups
+    # the reactor was kept busy: 16 full reads at least (here ~10 MiB of RTCP in 2.5 s, GBs of garbage)
+    assert bad_rx.fed > 16 * rtsp.RECV_BYTES, f"only {bad_rx.fed / MIB:.1f} MiB of the hostile camera read"
+    print(f"{kind}: {bad_rx.fed / MIB:.0f} MiB read from the hostile camera; {len(delays)} frames of the other, "
+          f"delay median {delays[len(delays) // 2] * 1000:.1f} ms, max {delays[-1] * 1000:.1f} ms")
+    assert len(delays) >= 0.9 * good.sent and good.sent >= 25, (len(delays), good.sent)
+    assert delays[-1] < FRAME_DELAY_BOUND_S, \
+        f"frames waited up to {delays[-1] * 1000:.0f} ms (median {delays[len(delays) // 2] * 1000:.0f} ms)"

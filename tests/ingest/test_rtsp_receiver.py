@@ -105,8 +105,9 @@ def test_digest_with_qop_matches_rfc2617(monkeypatch) -> None:
     monkeypatch.setattr(rtsp.os, "urandom", lambda n: bytes.fromhex("0a4f113b"))
     header = auth.header("GET", "/dir/index.html")
     assert 'response="6629fae49393a05397450978507c4ef1"' in header and "nc=00000001" in header
-    basic = rtsp._Auth("u", "p:w")
+    basic = rtsp._Auth("u", "p:w", allow_basic=True)
     assert basic.challenge('Basic realm="cam"') and basic.header("DESCRIBE", "x") == "Basic dTpwOnc="
+    assert not rtsp._Auth("u", "p:w").challenge('Basic realm="cam"')  # Basic only where allowed
     assert not rtsp._Auth(None, None).challenge('Basic realm="cam"')
 
 
@@ -116,11 +117,11 @@ def rtp(seq: int, ts: int, payload: bytes, marker: bool, channel: int = 0) -> by
 
 
 class OneShotServer:
-    """A real TCP server for one RTSP session: demands Basic auth, answers DESCRIBE, SETUP and
-    PLAY, then sends ``stream`` and closes. Records the requests it got."""
+    """A real TCP server for one RTSP session: demands Basic auth (the client must allow it),
+    answers DESCRIBE, SETUP and PLAY, then sends ``stream`` and closes. Records the requests it got."""
 
-    def __init__(self, stream: bytes, *, status: int = 200) -> None:
-        self.stream, self.status, self.requests = stream, status, []
+    def __init__(self, stream: bytes, *, status: int = 200, sdp_extra: str = "") -> None:
+        self.stream, self.status, self.requests, self.sdp_extra = stream, status, [], sdp_extra
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.thread = threading.Thread(target=self._serve, daemon=True)
@@ -148,7 +149,8 @@ class OneShotServer:
                     conn.sendall(f"RTSP/1.0 {self.status} Nope\r\nCSeq: {cseq}\r\n\r\n".encode())
                     continue
                 if method == "DESCRIBE":
-                    sdp = b"v=0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:track1\r\n"
+                    sdp = (f"v=0\r\n{self.sdp_extra}m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"
+                           "a=control:track1\r\n").encode()
                     conn.sendall(f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Base: rtsp://127.0.0.1:{self.port}/s/\r\n"
                                  f"Content-Length: {len(sdp)}\r\n\r\n".encode() + sdp)
                 elif method == "SETUP":
@@ -167,7 +169,7 @@ def test_receiver_over_a_socket_skips_replies_and_garbage_and_reads_its_channel(
               + rtp(3, 1000, frags[1], False, 2) + rtp(4, 1000, frags[2], True, 2)
               + b"\x17garbage" + rtp(5, 4600, P, True, 2) + rtp(6, 8200, P, True, 2))
     server = OneShotServer(stream)
-    rx = RtspReceiver(f"rtsp://user:pass@127.0.0.1:{server.port}/s", read_timeout_s=5)
+    rx = RtspReceiver(f"rtsp://user:pass@127.0.0.1:{server.port}/s", read_timeout_s=5, allow_basic_auth=True)
     info = rx.open()
     assert info.codec == "h264" and rx.channel == 2 and info.extradata is None
     got = []
@@ -182,15 +184,42 @@ def test_receiver_over_a_socket_skips_replies_and_garbage_and_reads_its_channel(
     assert all("pass" not in r.split("\r\n")[0] for r in server.requests)  # credentials only in headers
 
 
+def test_play_asks_for_the_range_the_session_description_offers() -> None:
+    """GStreamer's server answers 503 to ``Range: npt=0.000-`` when it cannot seek there: a
+    stream another client already reads (its SDP says ``npt=now-``) or one whose first timestamp
+    is past 0 (B-frames: ``npt=0.2-``). PLAY asks for what the SDP offers; ``npt=0.000-`` as before
+    (FFmpeg's and live555's) when it offers 0 or nothing."""
+    video = "m=video 0 RTP/AVP 96\na=rtpmap:96 H264/90000\n"
+    for extra, media, want in [("", "", "npt=0.000-"), ("a=range:npt=0-\n", "", "npt=0.000-"),
+                               ("a=range:npt=now-\n", "", "npt=now-"), ("a=range:npt=0.2-\n", "", "npt=0.2-"),
+                               ("a=range:npt=0-\n", "a=range:npt=now-\n", "npt=now-"),
+                               ("a=range:npt=00:00:00-\n", "", "npt=0.000-"), ("a=range:npt = now -\n", "", "npt=now-"),
+                               ("a=range:clock=19961108T142300Z-\n", "", "npt=0.000-")]:
+        assert parse_sdp(f"v=0\n{extra}{video}{media}", "rtsp://cam/").play_range == want, (extra, media)
+    for hostile in ["npt=now-; X: y", "npt=0.2-\tX: y\r", "npt=1e9-", "npt=-1-", "npt=99999999999-", "npt="]:
+        got = parse_sdp(f"v=0\na=range:{hostile}\n{video}", "rtsp://cam/").play_range
+        assert re.fullmatch(r"npt=(now|[0-9]{1,9}(\.[0-9]{1,9})?)-", got), (hostile, got)  # no camera text in PLAY
+    for extra, want in [("", "npt=0.000-"), ("a=range:npt=now-\r\n", "npt=now-")]:
+        server = OneShotServer(rtp(1, 0, SPS, True, 2), sdp_extra=extra)
+        rx = RtspReceiver(f"rtsp://user:pass@127.0.0.1:{server.port}/s", allow_basic_auth=True)
+        try:
+            rx.open()
+        finally:
+            rx.close()
+        server.thread.join(5)
+        play = next(r for r in server.requests if r.startswith("PLAY") and "Authorization" in r)
+        assert f"\r\nRange: {want}" in play, play
+
+
 def test_receiver_status_errors() -> None:
     server = OneShotServer(b"", status=404)
-    rx = RtspReceiver(f"rtsp://user:pass@127.0.0.1:{server.port}/s")
+    rx = RtspReceiver(f"rtsp://user:pass@127.0.0.1:{server.port}/s", allow_basic_auth=True)
     with pytest.raises(RtspStatusError) as err:
         rx.open()
     rx.close()
     assert err.value.status == 404 and "pass" not in str(err.value)
     server = OneShotServer(b"")
-    rx = RtspReceiver(f"rtsp://user:wrong@127.0.0.1:{server.port}/s")
+    rx = RtspReceiver(f"rtsp://user:wrong@127.0.0.1:{server.port}/s", allow_basic_auth=True)
     with pytest.raises(RtspStatusError) as err:
         rx.open()
     rx.close()

@@ -61,6 +61,14 @@ def spawn_worker(cfg_path: Path, wid: str, log_path: Path) -> subprocess.Popen:
             cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.DEVNULL, stderr=err)
 
 
+async def wait_until_async(get, value: int, within_s: float, why) -> None:
+    for _ in range(int(within_s / 0.25)):
+        if await get() == value:
+            return
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"not {value} within {within_s} s: {why()}")
+
+
 def worker_logs(tmp_path: Path) -> str:
     return "\n".join(f"{p.name}: {p.read_text()[-1500:]}" for p in sorted(tmp_path.glob("w*.log")))
 
@@ -97,6 +105,10 @@ async def test_sigkill_one_of_three_workers(sim_server_factory, redis_client, re
                 ok = await all_read_once()
                 await asyncio.sleep(0.25)
 
+        # all three in the member set first (one that starts slower would find the cameras taken
+        # and the spread settling later), then every camera read once
+        members = f"{redis_prefix}ingest:workers"
+        await wait_until_async(lambda: redis_client.zcard(members), 3, 60, lambda: worker_logs(tmp_path))
         await asyncio.wait_for(settled(), 90)
         owners = collections.Counter([await redis_client.get(lease_key(redis_prefix, f"cam{i:03d}"))
                                       for i in range(N_CAMERAS)])

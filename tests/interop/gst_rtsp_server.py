@@ -6,7 +6,9 @@ Run with Debian's ``/usr/bin/python3`` (python3-gi, gir1.2-gst-rtsp-server-1.0):
 
 Each mount loops an MPEG-TS file (a raw elementary-stream loop would restart timestamps at 0)
 and is shared between clients. Rate control is turned off so the looped media is not offered
-for seeking: FFmpeg's PLAY carries ``Range: npt=0-`` and a failed seek answers 503. Binds a free
+for seeking: FFmpeg's PLAY carries ``Range: npt=0-`` and a failed seek answers 503 (FFmpeg still
+gets 503 where the stream starts past 0, as with B-frames, or another client already plays it;
+our native reader asks for the SDP's ``a=range``). Binds a free
 port and prints ``PORT <n>`` on stdout once it listens.
 """
 

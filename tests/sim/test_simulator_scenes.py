@@ -160,3 +160,16 @@ def test_bad_scripts_are_rejected(tmp_path: Path) -> None:
     for name in ("../etc/passwd", "no_such_scene", "a/b"):
         with pytest.raises(ValueError):
             load_script(name)
+
+
+def test_cameras_are_commissioned_aimed_right() -> None:
+    """No camera starts inside a tamper effect or just before one (its reference is learned from
+    its first views); the offsets still spread over the rest of the loop."""
+    from camera_hub.sim.scenes import COMMISSION_S, camera_offset_s, scene_effects
+
+    for scene in ("street_moved", "street_tamper"):
+        effects = scene_effects(scene)
+        offsets = [camera_offset_s(f"cam-{i:04d}", effects=effects) for i in range(1000)]
+        assert all(not (s - COMMISSION_S <= o < e) for o in offsets for s, e in effects)
+        assert len(set(offsets)) >= 30
+    assert camera_offset_s("cam-0001") == camera_offset_s("cam-0001", effects=())

@@ -32,6 +32,8 @@ async def test_alerts_and_coverage_match_the_simulators_ground_truth(tmp_path: P
         assert s["precision"] is not None and s["precision"] >= 0.95, f"{kind} precision\n{report}"
         assert s["recall"] >= 0.95, f"{kind} recall\n{report}"
         assert s["latency_p95_s"] <= s["latency_target_s"], f"{kind} onset latency\n{report}"
+    clips = result["clips"]  # issue #13: a clip that plays ≥ 10 s and covers the ground-truth onset
+    assert clips["eligible"] >= 2 and clips["share"] >= 0.95, report
     cov = result["coverage"]
     assert cov["cameras_serving"] == result["cameras_live"] - 1, report  # all but the one cut off
     assert cov["cameras_up_api"] == cov["cameras_serving"], report

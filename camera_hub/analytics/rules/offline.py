@@ -10,8 +10,11 @@ DOWN = "down"
 
 
 class OfflineState:
-    def __init__(self, camera_id: str, grace_s: float, zone_id: str = "view") -> None:
-        self.camera_id, self.grace_s, self.zone_id = camera_id, grace_s, zone_id
+    """Its alerts' zone is the camera itself (``zone_id`` = the camera id): offline is not about
+    any configured zone."""
+
+    def __init__(self, camera_id: str, grace_s: float) -> None:
+        self.camera_id, self.grace_s, self.zone_id = camera_id, grace_s, camera_id
         self._down_since: float | None = None
         self._reason = ""
         self._active = False
@@ -28,6 +31,15 @@ class OfflineState:
             self._active = True
             return [self._episode("start", t)]
         return []
+
+    def adopt(self, started_at: float, reason: str = "") -> None:
+        """An episode another worker (or this one before a restart) raised is still open: carry it
+        on (same onset, so the same alert), rather than raising a second one after the grace."""
+        self._down_since, self._reason, self._active = started_at, reason, True
+
+    @property
+    def active(self) -> bool:
+        return self._active
 
     def _episode(self, kind, t: float) -> Episode:
         return Episode(kind, "camera_offline", self.camera_id, self.zone_id, or_now(self._down_since, t), t,

@@ -7,7 +7,9 @@ training; :func:`scene_for_camera` maps a configured camera to the scene the sim
 
 from __future__ import annotations
 
+import functools
 import zlib
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from camera_hub.sim.scenes.render import RENDERER_VERSION, SceneRenderer
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RENDERER_VERSION", "ZONES", "EpisodeTruth", "SceneRenderer", "SceneScript", "builtin_scenes",
-    "load_script", "scene_for_camera", "STREET_SCENES", "SQUARE_SCENES",
+    "load_script", "scene_for_camera", "camera_offset_s", "scene_effects", "STREET_SCENES", "SQUARE_SCENES",
 ]
 
 STREET_SCENES = ["street_vending", "street_quiet", "street_tamper", "street_moved", "street_night"]
@@ -40,6 +42,22 @@ def scene_for_camera(camera: Camera) -> str:
     return variants[zlib.crc32(camera.id.encode()) % len(variants)]
 
 
-def camera_offset_s(camera_id: str, loop_s: float = 180.0) -> float:
-    """Where in its loop a camera starts (spreads episodes over time across cameras)."""
-    return float(zlib.crc32(camera_id.encode()) % int(loop_s))
+# a camera's first views must stay normal this long: its tamper reference is learned from its
+# first 3 samples, and an idle camera is sampled every 15 s
+COMMISSION_S = 45.0
+
+
+def camera_offset_s(camera_id: str, loop_s: float = 180.0, effects: Sequence[tuple[float, float]] = ()) -> float:
+    """Where in its loop a camera starts (spreads episodes over time across cameras). A camera is
+    commissioned aimed right: it never starts inside a tamper effect (``effects``: start, end in
+    the loop) nor within ``COMMISSION_S`` before one. A camera that starts knocked off aim learns
+    that view as its reference, as a real one would: the alert then comes when it is put right."""
+    h = zlib.crc32(camera_id.encode())
+    ok = [t for t in range(int(loop_s)) if not any(s - COMMISSION_S <= t < e for s, e in effects)]
+    return float(ok[h % len(ok)] if ok else h % int(loop_s))
+
+
+@functools.lru_cache(maxsize=64)
+def scene_effects(scene: str) -> tuple[tuple[float, float], ...]:
+    """The (start, end) of each tamper effect in a built-in scene's loop."""
+    return tuple((e.start, e.end) for e in load_script(scene).effects)

@@ -1,0 +1,265 @@
+"""One fan-out per camera, one track per viewer: encoded H.264 handed to aiortc as it is.
+
+aiortc's RTP sender calls ``track.recv()``; when that returns an ``av.Packet`` (Annex B, with
+``pts`` and ``time_base``) instead of a decoded frame, its H.264 "encoder" only packetises it
+(``H264Encoder.pack``: STAP-A for small NAL units, FU-A for large ones) — nothing is decoded or
+encoded. On that path it ignores the viewer's PLI/FIR (there is no encoder to ask for a
+keyframe), so every viewer starts on a keyframe: the camera's last GOP, which the
+:class:`~camera_hub.ingest.ring.PacketRing` hands over when the :class:`LiveCamera` subscribes,
+with SPS/PPS put in front of every IDR that comes without them (from the SDP's
+``sprop-parameter-sets``).
+
+Timing: a new viewer gets the GOP so far at once, then live frames as they arrive. Frames a
+viewer's sender is more than one frame behind on (the GOP at the start, a burst after a stall)
+go out 1 ms apart in RTP time, so the browser shows them quickly and then plays live with no
+extra delay; the others keep the camera's frame spacing.
+
+B-frames: WebRTC has no reordering, so a camera whose frames come out of presentation order is
+refused (:class:`Unsupported`, HTTP 422) and its viewers are ended if it starts sending them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from camera_hub.annexb import is_annexb, nal_units
+from camera_hub.events import EncodedPacket, StreamInfo
+from camera_hub.ingest.ring import PacketRing
+from camera_hub.live.protocol import BFRAMES_MESSAGE, HEVC_MESSAGE
+
+log = logging.getLogger(__name__)
+
+CLOCK = 90_000  # RTP video clock
+TIME_BASE = Fraction(1, CLOCK)
+CATCH_UP_TICKS = 90  # 1 ms between frames a viewer is behind on
+DEFAULT_STEP = 3_600  # 40 ms: after a timestamp jump (the camera reconnected)
+MAX_STEP = 5 * CLOCK
+MAX_QUEUE_FRAMES = 600  # a viewer further behind drops what it holds and waits for the next keyframe
+REORDER_WINDOW = CLOCK  # a timestamp going back by up to 1 s is reordering (B-frames); more is a restart
+REORDERS_TO_REFUSE = 2  # within one GOP
+
+
+class Unsupported(Exception):
+    """The camera's stream cannot be played over WebRTC as it is (HTTP 422)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One access unit ready for viewers: Annex B, parameter sets in front of every IDR."""
+
+    data: bytes
+    ticks: int  # presentation time on the 90 kHz clock
+    key: bool
+    received_at: float
+
+
+def h264_nal_types(data: bytes) -> set[int]:
+    return {n[0] & 0x1F for n in nal_units(data)}
+
+
+def with_parameter_sets(data: bytes, extradata: bytes | None) -> bytes:
+    """An H.264 keyframe with SPS and PPS in front (from ``extradata``, Annex B) when it has
+    none of its own."""
+    if not extradata or not is_annexb(extradata):
+        return data
+    types = h264_nal_types(data)
+    if 7 in types and 8 in types:
+        return data
+    return extradata + data
+
+
+def to_ticks(pkt: EncodedPacket) -> int:
+    if pkt.pts is None:
+        return int(pkt.received_at * CLOCK)
+    tb = pkt.time_base
+    return pkt.pts * tb.numerator * CLOCK // tb.denominator
+
+
+class ViewerTrack(MediaStreamTrack):
+    """What one viewer's RTP sender reads: frames from its camera's fan-out, keyframe first."""
+
+    kind = "video"
+
+    def __init__(self, max_frames: int = MAX_QUEUE_FRAMES) -> None:
+        super().__init__()
+        self.max_frames = max_frames
+        self._frames: collections.deque[Frame] = collections.deque()
+        self._ready = asyncio.Event()
+        self._need_key = True
+        self._last_in: int | None = None
+        self._out = 0
+        self.first_sent_at: float | None = None  # monotonic
+        self.sent = 0
+        self.dropped = 0
+        self.on_stop: Callable[[ViewerTrack], None] | None = None
+
+    def put(self, frame: Frame) -> None:
+        if self._need_key:
+            if not frame.key:
+                return
+            self._need_key = False
+        if len(self._frames) >= self.max_frames:  # the sender stalled: start again at a keyframe
+            self.dropped += len(self._frames)
+            self._frames.clear()
+            if not frame.key:
+                self._need_key = True
+                self.dropped += 1
+                return
+        self._frames.append(frame)
+        self._ready.set()
+
+    def _stamp(self, frame: Frame) -> int:
+        if self._last_in is None:
+            step = 0
+        elif len(self._frames) >= 2:  # behind: catch up
+            step = CATCH_UP_TICKS
+        else:
+            delta = frame.ticks - self._last_in
+            step = delta if 0 < delta <= MAX_STEP else DEFAULT_STEP
+        self._last_in = frame.ticks
+        self._out += step
+        return self._out
+
+    async def recv(self) -> av.Packet:
+        while not self._frames:
+            if self.readyState != "live":
+                raise MediaStreamError
+            self._ready.clear()
+            await self._ready.wait()
+        if self.readyState != "live":
+            raise MediaStreamError
+        frame = self._frames.popleft()
+        pkt = av.Packet(frame.data)
+        pkt.pts = pkt.dts = self._stamp(frame)
+        pkt.time_base = TIME_BASE
+        if self.first_sent_at is None:
+            self.first_sent_at = time.monotonic()
+        self.sent += 1
+        return pkt
+
+    def stop(self) -> None:
+        if self.readyState == "live":
+            super().stop()
+            self._ready.set()
+            if self.on_stop is not None:
+                self.on_stop(self)
+
+
+class LiveCamera:
+    """One camera's live fan-out. Subscribed to the camera's ring while it has viewers; keeps
+    the current GOP (as :class:`Frame`) so that a viewer who joins starts on its keyframe."""
+
+    def __init__(self, camera_id: str, ring: PacketRing, loop: asyncio.AbstractEventLoop,
+                 on_unsupported: Callable[[LiveCamera, str], None] | None = None) -> None:
+        self.camera_id = camera_id
+        self.ring = ring
+        self._loop = loop
+        self._on_unsupported = on_unsupported
+        self.viewers: set[ViewerTrack] = set()
+        self.gop: list[Frame] = []
+        self.info: StreamInfo | None = None
+        self.unsupported: str | None = None
+        self.frames_in = 0
+        self._last_ticks: int | None = None
+        self._reorders = 0
+        self._subscribed = False
+
+    # ------------------------------------------------------------------ ring side
+    def start(self) -> None:
+        """Subscribe to the ring: its last GOP now, every packet after it as it comes."""
+        if self._subscribed:
+            return
+        info, gop = self.ring.subscribe(self._from_ring)
+        self._subscribed = True
+        self.info = info
+        for pkt in gop:
+            self._push(pkt)
+
+    def close(self) -> None:
+        if self._subscribed:
+            self.ring.unsubscribe(self._from_ring)
+            self._subscribed = False
+        for v in list(self.viewers):
+            v.stop()
+        self.viewers.clear()
+
+    def _from_ring(self, pkt: EncodedPacket) -> None:
+        """In the source's thread, under the ring's lock: hand the packet to the event loop."""
+        try:
+            self._loop.call_soon_threadsafe(self._push, pkt)
+        except RuntimeError:  # the loop is closed: the worker is stopping
+            pass
+
+    def _push(self, pkt: EncodedPacket) -> None:
+        if not self._subscribed:
+            return
+        self.frames_in += 1
+        info = self.ring.info
+        if info is not self.info:
+            self.info = info
+        if info is not None and info.codec != "h264":
+            self._refuse(HEVC_MESSAGE if info.codec == "hevc" else f"codec {info.codec} cannot be played live")
+            return
+        ticks = to_ticks(pkt)
+        if self._reordered(pkt, ticks):
+            self._refuse(BFRAMES_MESSAGE)
+            return
+        if pkt.is_keyframe:
+            frame = Frame(with_parameter_sets(pkt.data, info.extradata if info else None), ticks, True,
+                          pkt.received_at)
+            self.gop = [frame]
+        elif self.gop:
+            frame = Frame(pkt.data, ticks, False, pkt.received_at)
+            self.gop.append(frame)
+            if len(self.gop) > MAX_QUEUE_FRAMES:  # a camera with no keyframes: nobody can join anyway
+                self.gop = []
+        else:
+            return  # no keyframe yet: nobody could decode this
+        for v in self.viewers:
+            v.put(frame)
+
+    def _reordered(self, pkt: EncodedPacket, ticks: int) -> bool:
+        last, self._last_ticks = self._last_ticks, ticks
+        if pkt.is_keyframe:
+            self._reorders = 0  # counted per GOP: a stray timestamp now and then is no B-frame stream
+        if (pkt.dts is not None and pkt.pts is not None and pkt.pts != pkt.dts) or \
+                (last is not None and not pkt.is_keyframe and 0 < last - ticks <= REORDER_WINDOW):
+            self._reorders += 1
+        return self._reorders >= REORDERS_TO_REFUSE
+
+    def _refuse(self, why: str) -> None:
+        if self.unsupported is None:
+            self.unsupported = why
+            log.info("camera %s: live view refused: %s", self.camera_id, why.split(",")[0])
+            if self._on_unsupported is not None:
+                self._on_unsupported(self, why)
+
+    # ------------------------------------------------------------------ viewers
+    def check(self) -> None:
+        """Raise :class:`Unsupported` when the camera's stream cannot be played live."""
+        info = self.info or self.ring.info
+        if info is not None and info.codec != "h264":
+            raise Unsupported(HEVC_MESSAGE if info.codec == "hevc" else f"codec {info.codec} cannot be played live")
+        if self.unsupported is not None:
+            raise Unsupported(self.unsupported)
+
+    def add(self, viewer: ViewerTrack) -> None:
+        self.viewers.add(viewer)
+        for frame in self.gop:
+            viewer.put(frame)
+
+    def remove(self, viewer: ViewerTrack) -> None:
+        self.viewers.discard(viewer)
+
+    @property
+    def has_keyframe(self) -> bool:
+        return bool(self.gop)
