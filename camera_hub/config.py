@@ -405,7 +405,7 @@ class EvidenceSettings(_Strict):
     enabled: bool = True
     linger_s: float = Field(30.0, ge=0)  # keep recording this long after the camera was last hot
     keep_s: float = Field(120.0, ge=0)  # a closed recording is deleted this long after (clips are cut by then)
-    max_recordings: int = Field(400, ge=1)  # at once, per worker
+    max_recordings: int = Field(1000, ge=1)  # at once, per worker (a worker holds up to ~1,000 cameras)
     max_recording_bytes: int = Field(32 * 1024 * 1024, ge=1024)  # then it goes on in a new file
     max_disk_bytes: int = Field(4 * 1024**3, ge=1024)  # all recordings of a worker
     flush_s: float = Field(1.0, gt=0)  # must stay well under the ring's full-rate seconds

@@ -153,7 +153,7 @@ def _dedup(dirs: list[Path]) -> list[Path]:
 def manifest_dirs() -> list[Path]:
     """Folders searched for model manifests, first match wins."""
     flag = [_models_flag] if _models_flag is not None else []
-    local = [LOCAL_MODELS] if LOCAL_MODELS.is_dir() else []
+    local = [LOCAL_MODELS.resolve()] if LOCAL_MODELS.is_dir() else []  # absolute: a later chdir cannot move it
     return _dedup(flag + _env_dirs(MANIFEST_ENV) + local + [packaged_models()])
 
 

@@ -70,8 +70,8 @@ def test_model_order(elsewhere: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(paths.MANIFEST_ENV, f"{env_a}{os.pathsep}{env_b}")
     monkeypatch.setenv(paths.MODEL_ENV, str(env_b))
     paths.set_models_dir(flag)
-    assert paths.manifest_dirs() == [flag, env_a, env_b, Path("models"), packaged]
-    assert paths.model_dirs() == [flag, env_b, Path("models"), packaged, shared]
+    assert paths.manifest_dirs() == [flag, env_a, env_b, (elsewhere / "models").resolve(), packaged]
+    assert paths.model_dirs() == [flag, env_b, (elsewhere / "models").resolve(), packaged, shared]
     with pytest.raises(paths.NotFound, match="--models /nowhere: no such folder"):
         paths.set_models_dir(Path("/nowhere"))
 
