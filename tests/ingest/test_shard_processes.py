@@ -110,8 +110,18 @@ async def test_sigkill_one_of_three_workers(sim_server_factory, redis_client, re
         members = f"{redis_prefix}ingest:workers"
         await wait_until_async(lambda: redis_client.zcard(members), 3, 60, lambda: worker_logs(tmp_path))
         await asyncio.wait_for(settled(), 90)
-        owners = collections.Counter([await redis_client.get(lease_key(redis_prefix, f"cam{i:03d}"))
-                                      for i in range(N_CAMERAS)])
+
+        async def owners_now() -> collections.Counter:
+            return collections.Counter([await redis_client.get(lease_key(redis_prefix, f"cam{i:03d}"))
+                                        for i in range(N_CAMERAS)])
+
+        # on a loaded machine a worker busy opening its cameras may renew its leases late and
+        # take them back a tick later: wait for the spread rather than reading it once
+        for _ in range(60):
+            owners = await owners_now()
+            if set(owners) == {b"w1", b"w2", b"w3"} and min(owners.values()) > 50:
+                break
+            await asyncio.sleep(0.5)
         assert set(owners) == {b"w1", b"w2", b"w3"} and min(owners.values()) > 50, (owners, worker_logs(tmp_path))
 
         procs["w2"].send_signal(signal.SIGKILL)
@@ -123,8 +133,12 @@ async def test_sigkill_one_of_three_workers(sim_server_factory, redis_client, re
         assert took < 10.0
         peaks = max_concurrent_readers(await poll_log())
         assert max(peaks.values()) == 1, {c: n for c, n in peaks.items() if n > 1}
-        for i in range(N_CAMERAS):
-            assert (await redis_client.get(lease_key(redis_prefix, f"cam{i:03d}"))) in (b"w1", b"w3")
+        for _ in range(30):  # leases follow the readers (a late renewal is taken back within a tick)
+            owners = await owners_now()
+            if set(owners) <= {b"w1", b"w3"}:
+                break
+            await asyncio.sleep(0.5)
+        assert set(owners) <= {b"w1", b"w3"}, (owners, worker_logs(tmp_path))
 
         # graceful stop: both exit cleanly and release every lease
         for wid in ("w1", "w3"):
