@@ -127,7 +127,8 @@ def summary(size: int, r: dict) -> str:
              f"camera; counted parts (MB): {mem}",
              f"analysis interval: hot p50 {pct(hot, 0.5)} p95 {pct(hot, 0.95)} s ({len(hot)} intervals); idle p50 "
              f"{pct(idle, 0.5)} p95 {pct(idle, 0.95)} s ({len(idle)}); max {max(hot + idle, default=None)} s; "
-             f"planner rate {an.get('rate')} samples/s, starved at exit {an.get('starved')}",
+             f"planner rate {an.get('rate')} samples/s, starved at exit {an.get('starved')}; arming→sample "
+             f"{an.get('wait_s')} s, arming→analysed {an.get('cycle_s')} s, budget {an.get('budget')} in flight",
              f"samples dropped {ws.get('dropped')} of {ws.get('samples')} decoded",
              f"evidence recorder: {p.get('evidence')}",
              format_report(r)]

@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/live_view.py                 # 360p and 1080p, ~8 min
     .venv/bin/python benchmarks/live_view.py --sizes 360p --seconds 10
+    .venv/bin/python benchmarks/live_view.py --sizes 1080p --senders aiortc lean   # before/after, one run
 
 Runs itself inside a private network namespace (loopback, and 10.213.0.1 on a veth pair kept
 inside it: no packet leaves the machine; root, or unprivileged user namespaces). Per stream size
@@ -16,6 +17,10 @@ it starts the real processes (private Redis, the simulator with one camera, `cam
   ``--seconds`` with 0, 1, 4 and 16 viewers watching; per viewer = (CPU with N − CPU with 0) / N.
   These clients count frames instead of decoding them (a client decoding 16 streams would take
   the cores the worker is measured on); every viewer must keep receiving frames.
+
+``--senders``: the worker's RTP send loop, ``lean`` (camera_hub/live/sender.py, the default) or
+``aiortc`` (aiortc's own, ``CAMERA_HUB_LIVE_AIORTC_SENDER=1``); with both, each size is measured
+with each, one after the other, in the same run.
 
 Writes the figures as JSON (``--out``, default benchmarks/out/live_view.json) and prints the
 Markdown tables of benchmarks/README.md, Live view.
@@ -55,17 +60,21 @@ def quantile(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def measure(size: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+async def measure(size: str, sender: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from camera_hub.live.client import WhepViewer, count_only_decoder
     from camera_hub.live.harness import start_live_system, worker_stats
+    from camera_hub.live.server import AIORTC_SENDER_ENV
     from camera_hub.sim.rtsp_server import SimCameraSpec
 
     width, height, fps, gop = SIZES[size]
-    print(f"[{size}] starting (the first run encodes the scene: up to a minute at 1080p)", flush=True)
-    system = await start_live_system(work / size, [SimCameraSpec("cam1", "smoke")], width=width, height=height,
-                                     fps=fps, gop=gop, up_timeout_s=180,
+    print(f"[{size} {sender}] starting (the first run encodes the scene: up to a minute at 1080p)", flush=True)
+    os.environ[AIORTC_SENDER_ENV] = "1" if sender == "aiortc" else "0"  # the worker inherits it
+    system = await start_live_system(work / f"{size}-{sender}", [SimCameraSpec("cam1", "smoke")], width=width,
+                                     height=height, fps=fps, gop=gop, up_timeout_s=180,
                                      live={"max_sessions_per_user": 64, "max_viewers_per_camera": 64})
-    out: dict[str, Any] = {"size": size, "width": width, "height": height, "fps": fps, "gop_s": gop / fps}
+    size = f"{size} {sender}"
+    out: dict[str, Any] = {"size": size, "sender": sender, "width": width, "height": height, "fps": fps,
+                           "gop_s": gop / fps}
     token = system.tokens["viewer"]
     worker, api = system.pids["worker1"], system.pids["api"]
     try:
@@ -146,6 +155,7 @@ def table(results: list[dict[str, Any]]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
+    ap.add_argument("--senders", nargs="+", default=["lean"], choices=["lean", "aiortc"])
     ap.add_argument("--seconds", type=float, default=20.0, help="CPU window per viewer count")
     ap.add_argument("--joins", type=int, default=20, help="single joins for time to first frame")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "live_view.json")
@@ -156,7 +166,8 @@ def main() -> None:
     if not args.inside:
         if (why := netns_problem()) is not None:
             sys.exit(f"live_view: {why}")
-        argv = [sys.executable, __file__, "--inside", "--sizes", *args.sizes, "--seconds", str(args.seconds),
+        argv = [sys.executable, __file__, "--inside", "--sizes", *args.sizes, "--senders", *args.senders,
+                "--seconds", str(args.seconds),
                 "--joins", str(args.joins), "--out", str(args.out)]
         run = run_in_netns(argv, timeout_s=3600)
         sys.stdout.write(run.stdout)
@@ -166,7 +177,7 @@ def main() -> None:
 
     async def run_all() -> list[dict[str, Any]]:
         with tempfile.TemporaryDirectory(prefix="live-view-") as tmp:
-            return [await measure(size, args, Path(tmp)) for size in args.sizes]
+            return [await measure(size, sender, args, Path(tmp)) for size in args.sizes for sender in args.senders]
 
     results = asyncio.run(run_all())
     model = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()

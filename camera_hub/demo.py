@@ -110,6 +110,23 @@ class Supervisor:
             if child.name not in self.quiet:
                 typer.echo(f"[{child.name}] {line}")
 
+    def latest(self, name: str) -> Child:
+        """The child started under ``name`` (after :meth:`restart`, the new process)."""
+        return next(c for c in reversed(self.children) if c.name == name)
+
+    async def restart(self, name: str, sig: signal.Signals = signal.SIGTERM, down_s: float = 0.0) -> Child:
+        """Send ``sig`` to the child, wait for it to exit, ``down_s`` more, then start it again with
+        the same command line (same ports, ids and folders)."""
+        old = self.latest(name)
+        if old.proc is not None and old.proc.returncode is None:
+            old.proc.send_signal(sig)
+            await old.proc.wait()
+        await asyncio.sleep(down_s)
+        new = await self.start(name, old.argv)
+        self.children.remove(new)  # in the old one's place: stop() still goes in reverse start order
+        self.children[self.children.index(old)] = new
+        return new
+
     async def watch(self) -> str | None:
         """Return the name of the first child that exits (None while stopping)."""
         waits = {asyncio.create_task(c.proc.wait()): c for c in self.children if c.proc}
@@ -150,29 +167,42 @@ def cli_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "camera_hub.cli", *args]
 
 
-async def start_private_redis(sup: Supervisor, data_dir: Path) -> str:
+async def start_private_redis(sup: Supervisor, data_dir: Path, *, aof: str | None = None) -> str:
+    """A redis-server under ``sup`` (child ``redis``) keeping its files in DATA_DIR/redis; its URL.
+    ``aof``: None keeps nothing on disk (a demo starts afresh); ``everysec`` or ``always`` turns the
+    append-only file on with that fsync policy, so a restart on the same port and folder reloads
+    everything (``Supervisor.restart("redis")``, then :func:`wait_redis`)."""
     exe = shutil.which("redis-server")
     if exe is None:
         raise RuntimeError("redis-server not found on PATH. Install it (Debian/Ubuntu: sudo apt-get install "
                            "redis-server; scripts/setup.sh does) or pass --redis-url redis://HOST:PORT/0")
     port = free_port()
     (data_dir / "redis").mkdir(parents=True, exist_ok=True)
-    child = await sup.start("redis", [exe, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-                                      "--appendonly", "no", "--dir", str(data_dir / "redis")])
+    persist = ["--appendonly", "no"] if aof is None else ["--appendonly", "yes", "--appendfsync", aof]
+    child = await sup.start("redis", [exe, "--bind", "127.0.0.1", "--port", str(port), "--save", "", *persist,
+                                      "--dir", str(data_dir / "redis")])
+    url = f"redis://127.0.0.1:{port}/0"
+    await wait_redis(url, child)
+    return url
+
+
+async def wait_redis(url: str, child: Child, limit_s: float = 10.0) -> None:
+    """Until the Redis that ``child`` runs answers PING (after loading its append-only file)."""
     import redis.asyncio as aioredis
 
-    client = aioredis.from_url(f"redis://127.0.0.1:{port}/0")
+    client = aioredis.from_url(url)
+    deadline = time.monotonic() + limit_s
     try:
-        for _ in range(100):
+        while time.monotonic() < deadline:
             if child.proc is not None and child.proc.returncode is not None:
                 raise RuntimeError("redis-server exited:\n" + "\n".join(child.tail))
             with contextlib.suppress(Exception):
                 await client.ping()
-                return f"redis://127.0.0.1:{port}/0"
-            await asyncio.sleep(0.1)
+                return
+            await asyncio.sleep(0.05)
     finally:
         await client.aclose()
-    raise RuntimeError("private redis-server did not answer within 10 s")
+    raise RuntimeError(f"private redis-server did not answer within {limit_s:.0f} s")
 
 
 async def create_demo_login(cfg: CityConfig, user: str, password: str) -> None:
@@ -233,6 +263,7 @@ class DemoOptions:
     open_browser: bool = True
     worker_stats: bool = False  # each worker writes its counters to DATA_DIR/workerN-stats.json on exit
     models: Path | None = None  # the workers' --models folder (camera_hub.paths)
+    redis_aof: str | None = None  # the private Redis's append-only fsync policy (everysec, always); None: off
 
 
 @dataclass(frozen=True)
@@ -251,7 +282,7 @@ async def start_system(sup: Supervisor, opts: DemoOptions, say: Callable[[str], 
     for, then the login ``opts.user``. Raises RuntimeError when a part does not come up."""
     data_dir = opts.data_dir.resolve()
     say("demo: starting Redis" if opts.redis_url is None else "demo: using the given Redis")
-    redis_url = opts.redis_url or await start_private_redis(sup, data_dir)
+    redis_url = opts.redis_url or await start_private_redis(sup, data_dir, aof=opts.redis_aof)
     try:
         src_path = paths.find_config(opts.config).path
     except paths.NotFound as exc:

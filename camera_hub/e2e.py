@@ -12,17 +12,20 @@ then compares what the API says with what the simulator knows:
 
 ``benchmarks/e2e_score.py`` (the figures in ``benchmarks/README.md``) and the CI test
 ``tests/system/test_e2e_score.py`` both run this; only the period and camera count differ.
+:mod:`camera_hub.chaos` builds on the same pieces (:func:`open_run`, :func:`collect`) to run it
+while parts of the system are killed and restarted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,13 +89,44 @@ def latency_limit(cfg: CityConfig, kind: str) -> float:
     return dwell + 2 * interval + 1.0
 
 
-def score(cfg: CityConfig, alerts: list[dict], truth: dict[str, list[dict]], t_up: float, t_end: float) -> dict:
+Windows = Sequence[tuple[float, float]]  # (from, to), wall time
+
+
+def watchable(start: float, bound: float, gaps: Windows, need: float) -> bool:
+    """Does [start, bound] hold a stretch of ``need`` seconds outside ``gaps``?"""
+    t = start
+    for a, b in sorted(gaps):
+        if b <= t:
+            continue
+        if a >= bound:
+            break
+        if a - t >= need:
+            return True
+        t = b
+    return bound - t >= need
+
+
+def score(cfg: CityConfig, alerts: list[dict], truth: dict[str, list[dict]], t_up: float, t_end: float, *,
+          blind: Windows = (), unwatched: Mapping[str, Windows] | None = None) -> dict:
     """Alerts (as the API lists them) against ground-truth episodes (as the simulator's control API
     gives them, per camera). An alert matches an episode of the same camera and type when it
     starts between ``EARLY_S`` before the episode's start and ``LATE_S`` after its end; each
     episode and each alert match once. An episode is scored when it starts after ``SETTLE_S``
-    and early enough for its latency limit (+5 s) to pass before ``t_end``; an alert that
-    matches nothing is a false positive unless it started before ``SETTLE_S``."""
+    and early enough for its latency limit (+5 s) to pass before ``t_end`` (or before its
+    ``detectable_until``: an episode the simulator's restart cut short); an alert that matches
+    nothing is a false positive unless it started before ``SETTLE_S``. ``blind``: (from, to)
+    wall-time windows treated like the start: episodes and alerts that start in one are not
+    scored (a restarted simulator's scenes jump: what it shows at first started before anyone
+    could see it), nor alerts that start up to ``EARLY_S`` before one (a crowd gathering on the old
+    scene, carried over the jump by the rule's hysteresis, dates the alert before it).
+    ``unwatched``: per camera, windows in which its analysis was down and started afresh after (its
+    worker was killed): an episode is scored only if it could be watched for its latency limit
+    (+5 s) in one stretch outside them, as a dwell must be. An ``optional`` episode is never
+    missed, and the alert it matches is no false positive."""
+
+    def seen(t: float, early: float = 0.0) -> bool:
+        return t >= t_up + SETTLE_S and not any(a - early <= t < b for a, b in blind)
+
     out: dict[str, Score] = {}
     for kind in TYPES:
         s = out.setdefault(kind, Score(limit_s=latency_limit(cfg, kind)))
@@ -102,7 +136,9 @@ def score(cfg: CityConfig, alerts: list[dict], truth: dict[str, list[dict]], t_u
                           key=lambda a: a["started_at"])
             used: set[int] = set()
             for e in eps:
-                scored = e["start"] >= t_up + SETTLE_S and e["start"] + s.limit_s + 5 <= t_end
+                bound = min(t_end, e.get("detectable_until", t_end))
+                scored = (not e.get("optional") and seen(e["start"])
+                          and watchable(e["start"], bound, (unwatched or {}).get(cam_id, ()), s.limit_s + 5))
                 hit = next((i for i, a in enumerate(mine) if i not in used
                             and e["start"] - EARLY_S <= a["started_at"] <= (e["end"] or t_end) + LATE_S), None)
                 if hit is not None:
@@ -118,7 +154,7 @@ def score(cfg: CityConfig, alerts: list[dict], truth: dict[str, list[dict]], t_u
                     s.fn += 1
                     s.misses.append(f"{cam_id} {kind} at +{e['start'] - t_up:.0f}s")
             for i, a in enumerate(mine):
-                if i not in used and a["started_at"] >= t_up + SETTLE_S:
+                if i not in used and seen(a["started_at"], EARLY_S):
                     s.fp += 1
                     s.extras.append(f"{cam_id} {kind} at +{a['started_at'] - t_up:.0f}s")
     return {k: v.as_dict() for k, v in out.items()}
@@ -191,6 +227,114 @@ def _metric_sum(text: str, name: str) -> float:
 Probe = Callable[[System, Supervisor, float], Awaitable[dict]]
 
 
+@dataclass
+class Run:
+    """A running e2e system (see :func:`open_run`) and an API client logged in to it."""
+
+    sup: Supervisor
+    system: System
+    data: Path
+    t_up: float  # when everything answered; the scoring period starts here
+    cut: str  # the camera the scripted outage cuts off at +OUTAGE_AFTER_S
+    client: httpx.AsyncClient
+    headers: dict[str, str]
+
+    @property
+    def base(self) -> str:
+        return self.system.api_url
+
+    @property
+    def control(self) -> str:
+        return f"http://127.0.0.1:{self.system.control_port}"
+
+    async def ground_truth(self) -> dict[str, list[dict]]:
+        """Every live camera's episodes, as the simulator running now knows them."""
+        return {cid: (await self.client.get(f"{self.control}/ground_truth/{cid}")).json()
+                for cid in sorted(self.system.live)}
+
+
+@contextlib.asynccontextmanager
+async def open_run(cameras: int, data: Path, *, workers: int = 1, redis_aof: str | None = None,
+                   say: Callable[[str], None] = print) -> AsyncIterator[Run]:
+    """Bring the demo city up (:func:`camera_hub.demo.start_system`: private Redis, simulator,
+    ``workers`` workers, API), log in, and stop every process on the way out."""
+    sup = Supervisor(quiet=("redis", "sim", "api", *(f"worker{i + 1}" for i in range(workers))))
+    opts = DemoOptions(config=DEMO_CONFIG, cameras=cameras, workers=workers, api_port=free_port(), data_dir=data,
+                       user="e2e", password="e2e-password", open_browser=False, worker_stats=True,
+                       redis_aof=redis_aof)
+    try:
+        system = await start_system(sup, opts, say=lambda line: say(line.replace("demo:", "e2e:", 1)))
+        t_up = time.time()
+        async with httpx.AsyncClient(timeout=60) as client:  # a loaded 2-core box lists 1,004 cameras slowly
+            token = (await client.post(f"{system.api_url}/api/v1/auth/login",
+                                       json={"username": opts.user, "password": opts.password})).json()["token"]
+            yield Run(sup, system, data, t_up, outage_camera(system.live), client,
+                      {"Authorization": f"Bearer {token}"})
+    finally:
+        await sup.stop()
+
+
+async def wait_until(t: float, t_up: float, seconds: float, say: Callable[[str], None]) -> None:
+    """Sleep until wall time ``t``, saying how far the scoring period is every 30 s."""
+    while (left := t - time.time()) > 0:
+        await asyncio.sleep(min(30.0, left))
+        say(f"e2e: {time.time() - t_up:.0f}/{seconds:.0f} s")
+
+
+@dataclass
+class Collected:
+    result: dict  # what run_e2e returns, less the probe and the workers' counters
+    alerts: list[dict]  # as scored: the outage camera's scene alerts left out
+    truth: dict[str, list[dict]]  # as scored
+    listed: list[dict]  # every alert the API lists
+
+
+TruthFix = Callable[[dict[str, list[dict]]], dict[str, list[dict]]]
+
+
+async def collect(run: Run, t_end: float, *, fix_truth: TruthFix | None = None, blind: Windows = (),
+                  unwatched: Mapping[str, Windows] | None = None) -> Collected:
+    """Alerts, ground truth, coverage and the workers' counters at ``t_end``, scored. ``fix_truth``
+    amends the simulator's ground truth before scoring (a run that restarted the simulator adds
+    what the earlier process knew); ``blind``, ``unwatched``: see :func:`score`."""
+    c, base, h, system = run.client, run.base, run.headers, run.system
+    alerts = listed_alerts = await fetch_alerts(c, base, h)
+    truth = await run.ground_truth()
+    sim_cameras = (await c.get(f"{run.control}/cameras")).json()
+    coverage = (await c.get(f"{base}/api/v1/coverage", headers=h)).json()
+    listed = (await c.get(f"{base}/api/v1/cameras", headers=h)).json()["items"]
+    metrics = [(await c.get(url)).text for url in system.metrics_urls]
+    if fix_truth is not None:
+        truth = fix_truth(truth)
+    if t_end - run.t_up > OUTAGE_AFTER_S:
+        # the outage camera: its scenes are not observable once it is cut off; score its outage
+        truth[run.cut] = [{"type": "camera_offline", "zone_id": "", "start": run.t_up + OUTAGE_AFTER_S, "end": None}]
+        alerts = [a for a in alerts if a["camera_id"] != run.cut or a["type"] == "camera_offline"]
+    scores = score(system.cfg, alerts, truth, run.t_up, t_end, blind=blind, unwatched=unwatched)
+    clips = await check_clips(c, base, h, alerts, scores, t_end)
+    serving = {x["id"] for x in sim_cameras if x["fault"] is None}
+    up_api = {x["id"] for x in listed if (x.get("status") or {}).get("state") in ("up", "degraded")}
+    expected = {g for cam in system.cfg.cameras if cam.id in serving for g in cam.grids}
+    result = {
+        "cameras_live": len(system.live), "seconds": round(t_end - run.t_up), "alerts": len(alerts),
+        "scores": scores, "clips": clips,
+        "coverage": {"city_covered": coverage["city"]["covered"], "grids": coverage["city"]["grids"],
+                     "expected_covered": len(expected), "cameras_serving": len(serving),
+                     "cameras_up_api": len(up_api), "outage_camera": run.cut,
+                     "up_but_not_serving": sorted(up_api - serving),
+                     "serving_but_not_up": sorted(serving - up_api)},
+        "worker": {"samples_dropped": sum(_metric_sum(m, "camera_hub_samples_dropped_total") for m in metrics),
+                   "detector_runs_skipped": sum(_metric_sum(m, "camera_hub_motion_skipped_total") for m in metrics)},
+    }
+    return Collected(result, alerts, truth, listed_alerts)
+
+
+def worker_stats(data: Path, worker: int = 1) -> dict | None:
+    """The counters a worker wrote at exit (``--stats-json``), once the run has stopped."""
+    path = data / f"worker{worker}-stats.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 async def run_e2e(cameras: int, seconds: float, *, data_dir: Path | None = None,
                   say: Callable[[str], None] = print, probe: Probe | None = None) -> dict:
     """Run the demo city for ``seconds`` after it is up, with ``cameras`` live community cameras
@@ -198,63 +342,23 @@ async def run_e2e(cameras: int, seconds: float, *, data_dir: Path | None = None,
     (system, supervisor, time up) runs beside the scoring period; its result and the worker's
     counters at exit (``--stats-json``) are returned too."""
     data = data_dir or Path(tempfile.mkdtemp(prefix="e2e-"))
-    sup = Supervisor(quiet=("redis", "sim", "worker1", "api"))
-    opts = DemoOptions(config=DEMO_CONFIG, cameras=cameras, workers=1, api_port=free_port(), data_dir=data,
-                       user="e2e", password="e2e-password", open_browser=False, worker_stats=True)
     probed: asyncio.Task[dict] | None = None
     try:
-        system = await start_system(sup, opts, say=lambda line: say(line.replace("demo:", "e2e:", 1)))
-        base, control = system.api_url, f"http://127.0.0.1:{system.control_port}"
-        cut = outage_camera(system.live)
-        t_up = time.time()
-        if probe is not None:
-            probed = asyncio.create_task(probe(system, sup, t_up))
-        outage = asyncio.create_task(scripted_outage(system.control_port, cut, OUTAGE_AFTER_S, seconds + 600))
-        say(f"e2e: up; {cut} goes offline at +{OUTAGE_AFTER_S:.0f} s; scoring {seconds:.0f} s")
-        async with httpx.AsyncClient(timeout=60) as client:  # a loaded 2-core box lists 1,004 cameras slowly
-            token = (await client.post(f"{base}/api/v1/auth/login",
-                                       json={"username": opts.user, "password": opts.password})).json()["token"]
-            headers = {"Authorization": f"Bearer {token}"}
-            while (left := t_up + seconds - time.time()) > 0:
-                await asyncio.sleep(min(30.0, left))
-                say(f"e2e: {time.time() - t_up:.0f}/{seconds:.0f} s")
+        async with open_run(cameras, data, say=say) as run:
+            if probe is not None:
+                probed = asyncio.create_task(probe(run.system, run.sup, run.t_up))
+            outage = asyncio.create_task(scripted_outage(run.system.control_port, run.cut, OUTAGE_AFTER_S,
+                                                         seconds + 600))
+            say(f"e2e: up; {run.cut} goes offline at +{OUTAGE_AFTER_S:.0f} s; scoring {seconds:.0f} s")
+            await wait_until(run.t_up + seconds, run.t_up, seconds, say)
             t_end = time.time()
             outage.cancel()
             probe_result = await probed if probed is not None else None
-            alerts = await fetch_alerts(client, base, headers)
-            truth = {cid: (await client.get(f"{control}/ground_truth/{cid}")).json() for cid in sorted(system.live)}
-            sim_cameras = (await client.get(f"{control}/cameras")).json()
-            coverage = (await client.get(f"{base}/api/v1/coverage", headers=headers)).json()
-            listed = (await client.get(f"{base}/api/v1/cameras", headers=headers)).json()["items"]
-            metrics = (await client.get(system.metrics_urls[0])).text
-            if seconds > OUTAGE_AFTER_S:
-                # the outage camera: its scenes are not observable once it is cut off; score its outage
-                truth[cut] = [{"type": "camera_offline", "zone_id": "", "start": t_up + OUTAGE_AFTER_S, "end": None}]
-                alerts = [a for a in alerts if a["camera_id"] != cut or a["type"] == "camera_offline"]
-            scores = score(system.cfg, alerts, truth, t_up, t_end)
-            clips = await check_clips(client, base, headers, alerts, scores, t_end)
-        serving = {c["id"] for c in sim_cameras if c["fault"] is None}
-        up_api = {c["id"] for c in listed if (c.get("status") or {}).get("state") in ("up", "degraded")}
-        expected = {g for c in system.cfg.cameras if c.id in serving for g in c.grids}
-        await sup.stop()
-        stats_file = data / "worker1-stats.json"
-        return {
-            "probe": probe_result,
-            "worker_stats": json.loads(stats_file.read_text()) if stats_file.exists() else None,
-            "cameras_live": len(system.live), "seconds": round(t_end - t_up), "alerts": len(alerts),
-            "scores": scores, "clips": clips,
-            "coverage": {"city_covered": coverage["city"]["covered"], "grids": coverage["city"]["grids"],
-                         "expected_covered": len(expected), "cameras_serving": len(serving),
-                         "cameras_up_api": len(up_api), "outage_camera": cut,
-                         "up_but_not_serving": sorted(up_api - serving),
-                         "serving_but_not_up": sorted(serving - up_api)},
-            "worker": {"samples_dropped": _metric_sum(metrics, "camera_hub_samples_dropped_total"),
-                       "detector_runs_skipped": _metric_sum(metrics, "camera_hub_motion_skipped_total")},
-        }
+            got = await collect(run, t_end)
     finally:
         if probed is not None and not probed.done():
             probed.cancel()
-        await sup.stop()
+    return {"probe": probe_result, "worker_stats": worker_stats(data), **got.result}
 
 
 def format_report(result: dict) -> str:

@@ -14,7 +14,8 @@ A recording starts when a camera turns hot: the ring's whole content is written 
 time-lapse and full-rate part), then each new keyframe, once a second. It stops ``linger_s``
 after the camera was last hot and its file is deleted ``keep_s`` later (the clip jobs are done by
 then). Bounded: ``max_recordings`` at once, ``max_recording_bytes`` each (then it rotates),
-``max_disk_bytes`` in all; a camera refused is counted by reason. Files are
+``max_disk_bytes`` in all, checked before every write; a camera refused or cut short is counted by
+reason. Files are
 ``<dir>/<camera>/<start ms>.rec``: a JSON header line (the stream's codec, size, extradata), then
 records of a fixed header and the packet's bytes, appended and flushed, so a reader takes the
 complete records and ignores a torn last one. The directory is emptied at start: a recording
@@ -152,13 +153,21 @@ class EvidenceRecorder:
             if (why := self._refusal()) is not None:
                 metrics.EVIDENCE_REFUSED.labels(reason=why).inc()
                 return
-            cur = self._start(cid, info, packets[0].received_at, hot_at)
-            new = packets  # the whole ring: time-lapse and full rate around the onset
+            new, header = packets, len(_info_json(info))  # the whole ring: time-lapse and full rate around the onset
         else:
-            new = [p for p in packets if p.received_at > cur.last_t and p.is_keyframe]
-        cur.hot_at = hot_at
+            new, header = [p for p in packets if p.received_at > cur.last_t and p.is_keyframe], 0
+            cur.hot_at = hot_at
         if new:
             blob = b"".join(_record(p) for p in new)
+            if self.disk_bytes + header + len(blob) > self.s.max_disk_bytes:
+                # the bound holds for what is written, not only for what starts: an open recording
+                # that would cross it ends here (its clip jobs still read what it has)
+                metrics.EVIDENCE_REFUSED.labels(reason="max_disk_bytes").inc()
+                if cur is not None:
+                    self._close(cur, now)
+                return
+            if cur is None:
+                cur = self._start(cid, info, packets[0].received_at, hot_at)
             assert cur.file is not None
             cur.file.write(blob)
             cur.file.flush()

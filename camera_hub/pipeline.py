@@ -15,6 +15,7 @@ from typing import Any
 
 from camera_hub.alerts.publisher import REDIS_DOWN, AlertPublisher
 from camera_hub.analytics.analyzer import Analyzer
+from camera_hub.analytics.references import SAVE_EVERY_S, Reference, load_references, save_references
 from camera_hub.config import CityConfig
 from camera_hub.events import Episode, Sample
 from camera_hub.ingest.status import COVERING
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 
 class AnalysisConsumer:
     pipeline = 2  # batches the worker may hand over at once: one in the detector, one in the rules
+    # batches of episodes waiting to be published; past that, analysis waits for Redis (backpressure)
+    outbox_batches = 32
 
     def __init__(self, analyzer: Analyzer, publisher: AlertPublisher, *, tick_s: float = 1.0) -> None:
         self.analyzer = analyzer
@@ -31,18 +34,81 @@ class AnalysisConsumer:
         self.tick_s = tick_s
         self.episodes = 0
         self._ticker: asyncio.Task[None] | None = None
+        self._outbox: asyncio.Queue[tuple[list[Episode], dict[str, float]]] = asyncio.Queue(self.outbox_batches)
+        self._sender: asyncio.Task[None] | None = None
+        self._refs_saved: dict[str, float] = {}  # camera → when its tamper references were last saved
+        self._saving: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.publisher.start()
         self._ticker = asyncio.create_task(self._tick_loop())
+        self._sender = asyncio.create_task(self._send_loop())
 
-    async def stop(self) -> None:
+    async def stop(self, drain_s: float = 10.0) -> None:
+        """Stop the offline ticks, publish what the last batches raised (up to ``drain_s``), close."""
         if self._ticker is not None:
             self._ticker.cancel()
+        if self._sender is not None:
+            try:
+                await asyncio.wait_for(self._outbox.join(), drain_s)
+            except TimeoutError:
+                log.warning("stopping with %d analysed batches unpublished (Redis too slow)", self._outbox.qsize())
+            self._sender.cancel()
+        if self._saving is not None:
+            self._saving.cancel()
         await self.publisher.close()
 
     async def handle(self, samples: list[Sample]) -> None:
-        await self._publish(await self.analyzer.handle(samples))
+        """The rules now; their episodes go to Redis in order through one sender task, so a batch
+        frees its pipeline slot without waiting for Redis round trips and snapshot writes (which
+        held the detector idle between batches at 1,000 cameras)."""
+        episodes = await self.analyzer.handle(samples)
+        await self._outbox.put((episodes, {s.camera_id: s.t for s in samples}))
+        self._save_references({s.camera_id for s in samples})
+
+    def _save_references(self, cameras: set[str]) -> None:
+        """In the background, one batch at a time (Redis away must not hold up the analysis):
+        tamper references learned and not saved yet, or saved more than SAVE_EVERY_S ago."""
+        if self._saving is not None and not self._saving.done():
+            return
+        now = time.time()
+        due = {c: refs for c in cameras if now - self._refs_saved.get(c, -SAVE_EVERY_S) >= SAVE_EVERY_S
+               and (refs := self.analyzer.tamper_references(c))}
+        if due:
+            self._saving = asyncio.create_task(self._save(due, now))
+
+    async def _save(self, due: dict[str, dict[str, Reference]], now: float) -> None:
+        try:
+            for camera_id, refs in due.items():
+                await save_references(self.publisher.store.redis, self.publisher.prefix, camera_id, refs)
+                self._refs_saved[camera_id] = now
+        except REDIS_DOWN:
+            pass  # the next batch tries again
+
+    async def _adopt_references(self, camera_id: str) -> None:
+        """A camera taken over: its tamper references as the worker that learned them saved them."""
+        try:
+            refs = await load_references(self.publisher.store.redis, self.publisher.prefix, camera_id)
+        except REDIS_DOWN:
+            return  # learned afresh from what the camera shows
+        if refs:
+            self.analyzer.adopt_tamper_references(camera_id, refs)
+            self._refs_saved[camera_id] = time.time()
+
+    async def published(self) -> None:
+        """Wait until every batch handled so far is published."""
+        await self._outbox.join()
+
+    async def _send_loop(self) -> None:
+        while True:
+            episodes, seen = await self._outbox.get()
+            try:
+                await self._publish(episodes)
+                self.publisher.observed(seen)  # their open episodes are still under way
+            except Exception:  # one failed batch must not stop every later alert
+                log.exception("publishing a batch's episodes failed")
+            finally:
+                self._outbox.task_done()
 
     def detects(self, camera_id: str) -> bool:
         return self.analyzer.detects(camera_id)
@@ -58,8 +124,12 @@ class AnalysisConsumer:
         episode left open in the store by another worker, or by this one before a restart, is
         carried on while the camera is down and ended once it delivers again."""
         now = time.time() if t is None else t
-        if state == "starting":  # a camera this worker just took over: its tracks are stale
+        if state == "starting" and not self.analyzer.resumes(camera_id, now):
+            # a camera this worker (re)took after a while: its tracks are stale, and its open
+            # episodes are judged by their Redis record (another worker may have moved them on)
             self.analyzer.forget(camera_id)
+            self.publisher.forget_camera(camera_id)
+            await self._adopt_references(camera_id)  # tamper: judged against the view the camera should show
         stored = await self._offline_open(camera_id) if state in ("down", *COVERING) else None
         if state == "down" and stored is not None:
             self.analyzer.adopt_offline(camera_id, stored, reason)

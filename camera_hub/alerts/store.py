@@ -43,6 +43,37 @@ return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'id', ARGV[1], '
                   'alert', ARGV[2])
 """
 
+# An episode's record: newer wins, and for one alert an end is final (a worker that has just lost
+# the camera may write its last sighting after the new holder ended the episode).
+_PUT_EPISODE = """
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local c = cjson.decode(cur)
+  if c.id == ARGV[2] and c.ended then return 0 end
+  if tonumber(c.t) > tonumber(ARGV[3]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeRecord:
+    """The latest episode of one camera, zone and type, as the worker publishing it last saw it:
+    the worker that holds the camera next continues it (or keeps its cooldown) instead of raising
+    a second alert. ``t``: its last event, or the last sample that found it still under way."""
+
+    camera_id: str
+    zone_id: str
+    type: str
+    alert_id: str
+    started_at: float
+    t: float
+    ended: bool
+
+    def to_json(self) -> str:
+        return json.dumps({"id": self.alert_id, "started_at": self.started_at, "t": self.t, "ended": self.ended})
+
 
 @dataclass(frozen=True, slots=True)
 class FeedEntry:
@@ -69,6 +100,7 @@ class AlertStore:
         self.maxlen = maxlen
         self.max_age_s = max_age_s
         self._create = redis.register_script(_CREATE)
+        self._put_episode = redis.register_script(_PUT_EPISODE)
 
     # ------------------------------------------------------------------ keys
     @property
@@ -98,6 +130,34 @@ class AlertStore:
             await self.redis.delete(self.offline_key(camera_id))
         else:
             await self.redis.set(self.offline_key(camera_id), repr(started_at))
+
+    def episode_key(self, camera_id: str, zone_id: str, type_: str) -> str:
+        return f"{self.base}episode:{camera_id}|{zone_id}|{type_}"
+
+    async def episodes(self, which: list[tuple[str, str, str]]) -> list[EpisodeRecord | None]:
+        """The records of these (camera, zone, type), in one round trip."""
+        if not which:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for cam, zone, type_ in which:
+                pipe.get(self.episode_key(cam, zone, type_))
+            raws = await pipe.execute()
+        out: list[EpisodeRecord | None] = []
+        for (cam, zone, type_), raw in zip(which, raws, strict=True):
+            d = json.loads(raw) if raw else None
+            out.append(EpisodeRecord(cam, zone, type_, d["id"], float(d["started_at"]), float(d["t"]),
+                                     bool(d["ended"])) if d else None)
+        return out
+
+    async def put_episodes(self, records: list[EpisodeRecord], ttl_s: float) -> None:
+        """Write records (see ``_PUT_EPISODE``); each expires ``ttl_s`` after its last write."""
+        if not records:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for r in records:
+                await self._put_episode(keys=[self.episode_key(r.camera_id, r.zone_id, r.type)],
+                                        args=[r.to_json(), r.alert_id, repr(r.t), int(ttl_s * 1000)], client=pipe)
+            await pipe.execute()
 
     def alert_key(self, alert_id: str) -> str:
         return f"{self.base}a:{alert_id}"
@@ -382,14 +442,22 @@ class AlertStore:
         return removed
 
 
+def reconnect_once() -> Any:
+    """The retry policy of the fail-fast clients: one immediate retry, on a connection error only.
+    A pooled connection that a Redis restart closed fails on its next use; the retry takes a fresh
+    one. A Redis that is away still fails at once (refused twice), a hung one is not retried (timeout)."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    return Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
+
+
 def connect(url: str, *, timeout_s: float = 2.0) -> Redis:
     """A client that fails fast when Redis is away (the publisher then spools) instead of
     retrying for seconds inside each call."""
-    from redis.asyncio.retry import Retry
-    from redis.backoff import NoBackoff
-
     return Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
-                          retry=Retry(NoBackoff(), 0), health_check_interval=0)
+                          retry=reconnect_once(), health_check_interval=0)
 
 
 def feed_event_json(entry: FeedEntry) -> str:

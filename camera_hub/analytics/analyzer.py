@@ -24,7 +24,7 @@ import numpy as np
 from camera_hub.analytics.foreground import ForegroundModel
 from camera_hub.analytics.rules.crowding import CrowdingState
 from camera_hub.analytics.rules.offline import OfflineState
-from camera_hub.analytics.rules.tamper import TamperState
+from camera_hub.analytics.rules.tamper import SIZE, TamperState
 from camera_hub.analytics.rules.vending import VendingState
 from camera_hub.analytics.scheduler import DetectorScheduler
 from camera_hub.analytics.tracker import Tracker
@@ -38,6 +38,11 @@ from detectors.tiling import detect_tiled
 log = logging.getLogger(__name__)
 
 LOW_SCORE = 0.1  # detections kept for the tracker's second pass
+# A camera this worker reads again within this long of its last analysed sample keeps its analysis,
+# as after a reconnect (a Redis outage past the lease fence stops and retakes every camera): the
+# rules' hysteresis (end_after_s, 20 s by default) bridges such a gap. After a longer one another
+# worker may have moved its episodes on, so it starts afresh.
+RESUME_S = 20.0
 # the foreground model covers the vending zones and this much of the frame above them (a stall's
 # canopy, a clothes rack: what stands in a frontage rises above its ground line)
 FOREGROUND_ABOVE, FOREGROUND_MARGIN = 0.15, 0.02
@@ -102,6 +107,7 @@ class Analyzer:
         # snapshot and evidence writes, and a slow batch makes the planner arm fewer cameras
         self._detector_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detector")
         self._rules_turn: asyncio.Future[None] | None = None
+        self._last_t: dict[str, float] = {}  # camera → time of its last analysed sample
         threshold = getattr(detector, "threshold", None)
         self._is_high = (lambda d: d.score >= threshold(d.label)) if callable(threshold) else None
 
@@ -188,6 +194,7 @@ class Analyzer:
 
     def _rules(self, s: Sample, dets: list[Detection]) -> list[Episode]:
         ca = self.cameras[s.camera_id]
+        self._last_t[s.camera_id] = s.t
         h, w = s.frame.shape[:2]
         out: list[Episode] = []
         for tamper in ca.tamper:
@@ -227,8 +234,24 @@ class Analyzer:
         """Clock tick: raises offline alerts whose grace period ran out without a state change."""
         return [e for ca in self.cameras.values() if ca.offline for e in ca.offline.step(t)]
 
+    def tamper_references(self, camera_id: str) -> dict[str, tuple[np.ndarray, float]]:
+        """The camera's learned tamper references, by zone (see camera_hub.analytics.references)."""
+        ca = self.cameras.get(camera_id)
+        return {tp.zone_id: ref for tp in (ca.tamper if ca else []) if (ref := tp.reference()) is not None}
+
+    def adopt_tamper_references(self, camera_id: str, refs: dict[str, tuple[np.ndarray, float]]) -> None:
+        for tp in self.cameras[camera_id].tamper if camera_id in self.cameras else []:
+            if (ref := refs.get(tp.zone_id)) is not None and ref[0].shape[::-1] == SIZE:
+                tp.adopt_reference(*ref)
+
+    def resumes(self, camera_id: str, now: float) -> bool:
+        """Does a camera that starts again on this worker keep its analysis (see ``RESUME_S``)?"""
+        last = self._last_t.get(camera_id)
+        return last is not None and now - last <= RESUME_S
+
     def forget(self, camera_id: str) -> None:
         """Start a camera afresh (it moved to another worker and came back: its tracks are stale)."""
+        self._last_t.pop(camera_id, None)
         self.scheduler.forget(camera_id)
         if camera_id in self.cameras:
             self.cameras[camera_id] = _build(self.cameras[camera_id].camera, self._tz, self._grace)

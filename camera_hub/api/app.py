@@ -17,8 +17,6 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -27,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from camera_hub.alerts.lifecycle import housekeeping, refresh_open_gauges
 from camera_hub.alerts.model import AlertNotFound, IllegalTransition
-from camera_hub.alerts.store import AlertStore, connect
+from camera_hub.alerts.store import AlertStore, connect, reconnect_once
 from camera_hub.api.auth import Auth
 from camera_hub.api.city import router as city_router
 from camera_hub.api.feed import FeedHub
@@ -111,11 +109,12 @@ def _validation_handler(_: Request, exc: Exception) -> JSONResponse:
 
 def connect_pooled(url: str, *, timeout_s: float = 10.0, max_connections: int = REDIS_POOL_SIZE,
                    wait_s: float = REDIS_POOL_WAIT_S) -> Redis:
-    """Like ``alerts.store.connect`` (no retries, socket timeouts) over a bounded pool that queues:
-    a burst waits up to ``wait_s`` for a connection instead of failing (then: ConnectionError, a 503)."""
+    """Like ``alerts.store.connect`` (fails fast, one reconnect, socket timeouts) over a bounded pool
+    that queues: a burst waits up to ``wait_s`` for a connection instead of failing (then:
+    ConnectionError, a 503)."""
     pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=wait_s,
                                            socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
-                                           retry=Retry(NoBackoff(), 0), health_check_interval=0)
+                                           retry=reconnect_once(), health_check_interval=0)
     return Redis.from_pool(pool)
 
 

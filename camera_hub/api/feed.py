@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from redis.exceptions import RedisError
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
@@ -135,18 +136,24 @@ class FeedHub:
             yield "retry: 1000\n\n"
             last = sid_key(last_event_id) if last_event_id else (0, 0)
             if last_event_id:
-                first = await self.store.first_feed_id()
-                if first is not None and sid_key(first) > last:
-                    # what the client last saw was trimmed away: what followed may be too
-                    yield f"event: reset\ndata: {{\"oldest\": \"{first}\"}}\n\n"
-                after = last_event_id
-                while True:
-                    missed = await self.store.read_feed(after, count=500)
-                    if missed:
-                        yield "".join(_sse(e) for e in missed)
-                    if len(missed) < 500:
-                        break
-                    after = missed[-1].stream_id
+                try:
+                    first = await self.store.first_feed_id()
+                    if first is not None and sid_key(first) > last:
+                        # what the client last saw was trimmed away: what followed may be too
+                        yield f"event: reset\ndata: {{\"oldest\": \"{first}\"}}\n\n"
+                    after = last_event_id
+                    while True:
+                        missed = await self.store.read_feed(after, count=500)
+                        if missed:
+                            yield "".join(_sse(e) for e in missed)
+                        if len(missed) < 500:
+                            break
+                        after = missed[-1].stream_id
+                except (RedisError, OSError) as exc:
+                    # Redis went away mid catch-up: end the stream; the client comes back (retry: 1 s)
+                    # with the id of the last event it got, which is all it got
+                    log.warning("feed catch-up: %s", type(exc).__name__)
+                    return
                 if missed:
                     last = sid_key(missed[-1].stream_id)
                 elif after != last_event_id:

@@ -6,9 +6,14 @@ a ``Location`` to ``DELETE`` the session. The API does not carry media: it check
 (404 unknown, 503 not up, 422 H.265), reserves a place under the user's session limit in Redis
 (429), finds the worker that holds the camera's lease and that worker's live endpoint in Redis
 (503 when none), forwards the offer with an HMAC signature (the secret shared by API and workers,
-``CAMERA_HUB_LIVE_SECRET``) and returns the worker's answer. Every live view is audited
-(``live_view``; ``live_stop`` on DELETE; refusals in the denied stream). Trickle ICE (PATCH) is
-not supported: send the offer once ICE gathering is complete (405).
+``CAMERA_HUB_LIVE_SECRET``) and returns the worker's answer with an ``ETag``. Every live view is
+audited (``live_view``; ``live_stop`` on DELETE; refusals in the denied stream). The worker keeps
+the digest of the viewer's token with the session and ends it within 5 s of that token's revocation
+(logout, user removed, role or password changed, expiry).
+
+Trickle ICE (RFC 9725 §4.3): ``PATCH`` the session URL with ``application/trickle-ice-sdpfrag`` and
+``If-Match: <the ETag>``; the worker adds the candidates (204). ICE restarts are not supported (422:
+POST a new offer); the worker's own candidates are all in the answer, as the RFC requires.
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ _SDP = {"application/sdp": {"schema": {"type": "string"}}}
 _ERRORS = {401: {"description": "no or bad token"}, 403: {"description": "role too low"}}
 _OFFER_ERRORS = {
     **_ERRORS,
-    201: {"description": "the SDP answer; `Location`: the session, to DELETE", "content": _SDP},
+    201: {"description": "the SDP answer; `Location`: the session, to PATCH (trickle ICE) and DELETE; "
+                         "`ETag`: its ICE session, for PATCH's If-Match", "content": _SDP},
     400: {"description": "not an SDP offer"},
     404: {"description": "no such camera"},
     415: {"description": "the body is not application/sdp"},
@@ -139,7 +145,8 @@ async def whep_offer(who: Viewer, request: Request, camera_id: CameraId) -> Resp
     path = f"/live/{camera_id}/{sid}"
     try:
         resp = await _http(request).post(url + path, content=body, headers={
-            "Content-Type": "application/sdp", **protocol.sign(secret, "POST", path, who.name, body)})
+            "Content-Type": "application/sdp",
+            **protocol.sign(secret, "POST", path, who.name, body, token=who.token_hash)})
     except httpx.HTTPError as exc:
         await redis.zrem(users, sid)
         raise await _refuse(request, who, camera_id, 503, f"the worker serving camera {camera_id} did not answer "
@@ -156,7 +163,68 @@ async def whep_offer(who: Viewer, request: Request, camera_id: CameraId) -> Resp
     await _auth(request).audit(who.name, "live_view", camera_id, client=client_addr(request),
                                detail=f"session={sid} worker={worker}")
     location = f"/api/v1/cameras/{camera_id}/whep/{sid}"
-    return Response(resp.content, status_code=201, media_type="application/sdp", headers={"Location": location})
+    headers = {"Location": location, "Accept-Patch": protocol.TRICKLE_TYPE}
+    if etag := resp.headers.get("etag"):
+        headers["ETag"] = etag
+    return Response(resp.content, status_code=201, media_type="application/sdp", headers=headers)
+
+
+_FRAG = {protocol.TRICKLE_TYPE: {"schema": {"type": "string"}}}
+
+
+@router.patch("/cameras/{camera_id}/whep/{session_id}", status_code=204, response_class=Response,
+              openapi_extra={"requestBody": {"required": True, "content": _FRAG}},
+              responses={**_ERRORS, 204: {"description": "the candidates are added"},
+                         400: {"description": "not a trickle ICE fragment (RFC 8840)"},
+                         404: {"description": "no such session of yours"},
+                         412: {"description": "If-Match is not the session's ETag"},
+                         415: {"description": f"the body is not {protocol.TRICKLE_TYPE}"},
+                         422: {"description": "an ICE restart (new ufrag/pwd): not supported, POST a new offer"},
+                         428: {"description": "no If-Match"},
+                         503: {"description": "no worker serves the camera now, or it did not answer"}})
+async def whep_patch(who: Viewer, request: Request, camera_id: CameraId, session_id: SessionId) -> Response:
+    """Trickle ICE (RFC 9725 §4.3): more of the viewer's ICE candidates for one of its live views,
+    as an RFC 8840 fragment (`a=ice-ufrag`, `a=ice-pwd`, `m=`/`a=mid`, `a=candidate`,
+    `a=end-of-candidates`), with `If-Match` = the `ETag` of the WHEP answer. 204 when added;
+    candidates it cannot use (TCP, an unresolvable address) are dropped silently."""
+    _camera(request, camera_id)
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != protocol.TRICKLE_TYPE:
+        raise HTTPException(415, f"send the candidates as {protocol.TRICKLE_TYPE}")
+    redis, prefix = request.app.state.redis, request.app.state.prefix
+    if await redis.zscore(protocol.user_key(prefix, who.name), session_id) is None:
+        raise HTTPException(404, "no such live session of yours")
+    body = await request.body()
+    secret = live_secret(request)
+    found = await _worker_url(request, camera_id)
+    if not secret or found is None:
+        raise HTTPException(503, f"no worker serves live view of camera {camera_id} right now",
+                            headers={"Retry-After": "5"})
+    path = f"/live/{camera_id}/{session_id}"
+    headers = {"Content-Type": protocol.TRICKLE_TYPE, **protocol.sign(secret, "PATCH", path, who.name, body)}
+    if (if_match := request.headers.get("if-match")) is not None:
+        headers["If-Match"] = if_match
+    try:
+        resp = await _http(request).patch(found[1] + path, content=body, headers=headers)
+    except httpx.HTTPError as exc:
+        raise HTTPException(503, f"the worker serving camera {camera_id} did not answer ({type(exc).__name__})",
+                            headers={"Retry-After": "5"}) from None
+    if resp.status_code == 204:
+        return Response(status_code=204)
+    try:
+        detail = str(resp.json().get("detail", ""))
+    except ValueError:
+        detail = ""
+    status = resp.status_code if resp.status_code in (400, 404, 412, 422, 428) else 503
+    raise HTTPException(status, detail or f"the worker answered {resp.status_code}")
+
+
+@router.api_route("/cameras/{camera_id}/whep/{session_id}", methods=["GET", "HEAD", "POST", "PUT", "OPTIONS"],
+                  include_in_schema=False)
+async def whep_session_other(who: Viewer, camera_id: CameraId, session_id: SessionId) -> Response:
+    """A session URL takes PATCH and DELETE only (RFC 9725 §4.2): 405 with both in ``Allow`` (the
+    router alone would name just the first route's method)."""
+    raise HTTPException(405, "a live session takes PATCH (trickle ICE) and DELETE", headers={"Allow": "PATCH, DELETE"})
 
 
 @router.delete("/cameras/{camera_id}/whep/{session_id}", status_code=200, response_class=Response,

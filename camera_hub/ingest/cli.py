@@ -59,9 +59,11 @@ def worker(
 
     from camera_hub.config import ConfigError, load_config
     from camera_hub.ingest.worker import Worker
+    from camera_hub.malloc import tune_malloc
     from camera_hub.redact import mask_url, setup_logging
 
     setup_logging(log_level)
+    tune_malloc()  # before the camera threads start: their arenas follow it
     config = paths.cli_config(config, exit_code=2)
     paths.cli_models(models)
     try:

@@ -10,7 +10,8 @@ this thread, so the callback must be quick and must not block (the keyframe deco
 do is the one exception worth having: one picture per sampling interval).
 
 A UDP session (:mod:`camera_hub.ingest.rtp`) has three sockets here: RTSP (keepalive replies,
-the server hanging up), RTP and RTCP. Its read timeout counts RTP only. Every :data:`SWEEP_S`
+the server hanging up), RTP and RTCP. Its read timeout counts RTP only. Any session whose bytes
+complete no frame for the read timeout ends too (``NoVideoError``). Every :data:`SWEEP_S`
 each session's timers run (:meth:`RtspReceiver.tick`: jitter buffer, receiver reports, the
 deadline after an RTCP BYE).
 """
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 
 from camera_hub import metrics
 from camera_hub.events import EncodedPacket
-from camera_hub.ingest.rtsp import RECV_BYTES, RtspReceiver
+from camera_hub.ingest.rtsp import RECV_BYTES, NoVideoError, RtspReceiver
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class Session:
     on_end: Callable[[BaseException | None], None]  # None: removed on request
     read_timeout_s: float
     last_data: float = field(default_factory=time.monotonic)
+    last_frame: float = field(default_factory=time.monotonic)  # an access unit delivered
     ended: bool = False
     socks: list[socket.socket] = field(default_factory=list)  # registered with the selector
     hung_up: float | None = None  # when the server closed the RTSP connection of a UDP session
@@ -114,6 +116,8 @@ class Reactor:
                 for s in list(self._sessions):
                     if now - s.last_data > s.read_timeout_s:
                         self._end(s, TimeoutError(f"no data for {s.read_timeout_s:.0f} s"))
+                    elif now - s.last_frame > s.read_timeout_s:
+                        self._end(s, NoVideoError(f"data but no frame for {s.read_timeout_s:.0f} s"))
                     elif s.hung_up is not None and (s.rx.bye_at is not None or now - s.hung_up > HANGUP_GRACE_S):
                         self._end(s, EOFError("server closed the connection"))
                     else:
@@ -136,7 +140,7 @@ class Reactor:
                     self._sel.register(sock, selectors.EVENT_READ, (s, kind))
                     s.socks.append(sock)
                 self._sessions.add(s)
-                s.last_data = time.monotonic()
+                s.last_data = s.last_frame = time.monotonic()
                 self._deliver(s, b"")  # what came with the PLAY reply
 
     def _read(self, s: Session) -> None:
@@ -169,25 +173,29 @@ class Reactor:
             units, got_rtp = s.rx.read_udp(rtcp, time.time(), mono)
             if got_rtp:
                 s.last_data = mono
-            for pkt in units:
-                s.on_packet(pkt)
+            self._emit(s, units)
         except Exception as exc:  # noqa: BLE001 - one camera's trouble ends its session, not the reactor
             self._end(s, exc)
 
     def _tick(self, s: Session, mono: float, wall: float) -> None:
         try:
-            for pkt in s.rx.tick(mono, wall):
-                s.on_packet(pkt)
+            self._emit(s, s.rx.tick(mono, wall))
         except Exception as exc:  # noqa: BLE001 - RtpByeError, or a consumer's failure
             self._end(s, exc)
 
     def _deliver(self, s: Session, chunk: bytes) -> None:
         try:
-            for pkt in s.rx.feed(chunk, time.time()):
-                s.on_packet(pkt)
+            self._emit(s, s.rx.feed(chunk, time.time()))
             s.rx.keepalive(s.last_data)
         except Exception as exc:  # noqa: BLE001 - one camera's trouble ends its session, not the reactor
             self._end(s, exc)
+
+    @staticmethod
+    def _emit(s: Session, units: list[EncodedPacket]) -> None:
+        if units:
+            s.last_frame = time.monotonic()
+        for pkt in units:
+            s.on_packet(pkt)
 
     def _end(self, s: Session, exc: BaseException | None) -> None:
         if s.ended:

@@ -94,6 +94,13 @@ class RtspProtocolError(Exception):
     sent more than it may: a frame or an RTSP message past the bounds (MAX_AU_*, MAX_*_BYTES)."""
 
 
+class NoVideoError(TimeoutError):
+    """Data keeps coming but no frame completes within the read timeout (RTCP only, garbage,
+    another payload type, a frame never ended): the session ends as if silent (reason
+    ``no_video``), so the camera goes down and its offline rule can fire instead of staying
+    ``starting`` or ``up`` for ever."""
+
+
 class RtpByeError(EOFError):
     """The sender left (RTCP BYE) and no RTP of a new sender came within ``bye_timeout_s``
     (VLC ends its track at each loop of its file and starts a new one that an existing session

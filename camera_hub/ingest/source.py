@@ -11,7 +11,7 @@ installs a Python callback that takes the GIL on every network poll (DESIGN §6)
 
 State machine: ``starting`` → ``up`` → ``degraded`` (still delivering, but decode errors or no
 keyframe for ``no_keyframe_after_s``) → ``down`` with a reason (auth, not_found, refused,
-timeout, eof, stalled, decode_errors, error), then capped exponential backoff with full jitter
+timeout, eof, stalled, no_video, decode_errors, error), then capped exponential backoff with full jitter
 and a new open through the process-wide :class:`OpenGate`. A session the camera ended with an
 RTCP BYE (reason ``bye``: the sender left and no new one came) is reopened at once, without
 going down, when it had delivered frames.
@@ -47,7 +47,14 @@ from camera_hub.ingest.backoff import Backoff, OpenGate
 from camera_hub.ingest.reactor import Reactor, shared_reactor
 from camera_hub.ingest.reactor import Session as ReactorSession
 from camera_hub.ingest.ring import PacketRing
-from camera_hub.ingest.rtsp import UDP_PORTS, RtpByeError, RtspProtocolError, RtspReceiver, RtspStatusError
+from camera_hub.ingest.rtsp import (
+    UDP_PORTS,
+    NoVideoError,
+    RtpByeError,
+    RtspProtocolError,
+    RtspReceiver,
+    RtspStatusError,
+)
 from camera_hub.ingest.sampler import DecodeError, Sampler
 from camera_hub.ingest.status import State
 from camera_hub.redact import mask_text, mask_url
@@ -105,6 +112,8 @@ def classify(exc: BaseException, *, reading: bool) -> str:
         return "refused"
     if isinstance(exc, RtspProtocolError):
         return "error"
+    if isinstance(exc, NoVideoError):
+        return "no_video"
     if isinstance(exc, TimeoutError):
         return "stalled" if reading else "timeout"
     if isinstance(exc, RtpByeError):

@@ -23,7 +23,7 @@ State = Literal["starting", "up", "degraded", "down"]
 STATES: tuple[State, ...] = ("starting", "up", "degraded", "down")
 COVERING: frozenset[str] = frozenset({"up", "degraded"})
 # why a camera is down or degraded; "" while up or starting
-REASONS = ("auth", "not_found", "refused", "timeout", "eof", "decode_errors", "stalled", "no_keyframe",
+REASONS = ("auth", "not_found", "refused", "timeout", "eof", "decode_errors", "stalled", "no_video", "no_keyframe",
            "stale", "error", "stopped", "bye")
 
 

@@ -166,7 +166,8 @@ class Worker:
                                "analysis_state": state() if state else 0}
         if self.planner is not None:
             p = self.planner
-            out["analysis"] = {"rate": round(p.rate, 1), "armed": p.armed_total,
+            out["analysis"] = {"rate": round(p.rate, 1), "armed": p.armed_total, "wait_s": round(p.wait_s, 2),
+                               "cycle_s": round(p.cycle_s, 2), "budget": p.budget(),
                                "starved": p.starvation(time.time()).starved,
                                "intervals_hot": [round(x, 2) for x in p.intervals(hot=True)],
                                "intervals_idle": [round(x, 2) for x in p.intervals(hot=False)]}
@@ -371,10 +372,11 @@ class Worker:
             self._batch_end = max(self._batch_end, t1)
         if self.planner is not None or self.evidence is not None:
             hot_of = self.consumer.hot  # type: ignore[attr-defined]
+            done = time.time()
             for s in batch:
                 hot = hot_of(s.camera_id)
                 if self.planner is not None:
-                    self.planner.analysed(s.camera_id, s.t, hot)
+                    self.planner.analysed(s.camera_id, s.t, hot, done)
                 if self.evidence is not None:
                     self.evidence.update(s.camera_id, hot, now)
         if self.planner is not None and detector_lane:

@@ -1,11 +1,15 @@
 """A WHEP client on aiortc: what tests and benchmarks watch a camera with (a browser does the
 same with ``RTCPeerConnection``: a recvonly video transceiver, the offer once ICE gathering is
-complete, ``POST`` as ``application/sdp``, the answer, ``DELETE`` the ``Location`` at the end)."""
+complete, ``POST`` as ``application/sdp``, the answer, ``DELETE`` the ``Location`` at the end).
+With ``trickle=True`` the offer goes without candidates and they follow in a ``PATCH``
+(``application/trickle-ice-sdpfrag``, ``If-Match`` the answer's ``ETag``), as a trickling browser
+sends them."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from typing import Any
 
@@ -29,10 +33,13 @@ class WhepViewer:
     """One live view: :meth:`open` (offer → answer), frames counted as they arrive, :meth:`close`."""
 
     def __init__(self, api_url: str, camera_id: str, *, token: str | None = None,
-                 cookie: str | None = None) -> None:
+                 cookie: str | None = None, trickle: bool = False) -> None:
         self.api_url = api_url.rstrip("/")
         self.camera_id = camera_id
         self.token, self.cookie = token, cookie
+        self.trickle = trickle
+        self.etag: str | None = None
+        self.patch_status: int | None = None  # with trickle
         self.status: int | None = None
         self.detail = ""
         self.location: str | None = None
@@ -65,24 +72,37 @@ class WhepViewer:
             self._reader = asyncio.create_task(self._read(track))
 
         await pc.setLocalDescription(await pc.createOffer())  # aiortc gathers all candidates first
+        sdp = pc.localDescription.sdp
+        candidates = re.findall(r"^a=candidate:.*$", sdp, re.M)
+        if self.trickle:
+            sdp = re.sub(r"^a=(candidate:.*|end-of-candidates)\r\n", "", sdp, flags=re.M)
         own = client is None
         client = client or httpx.AsyncClient(timeout=30.0)
         try:
-            resp = await client.post(f"{self.api_url}/api/v1/cameras/{self.camera_id}/whep",
-                                     content=pc.localDescription.sdp.encode(),
+            resp = await client.post(f"{self.api_url}/api/v1/cameras/{self.camera_id}/whep", content=sdp.encode(),
                                      headers={"Content-Type": "application/sdp", **self._headers()})
+            self.status = resp.status_code
+            if resp.status_code != 201:
+                with contextlib.suppress(ValueError):
+                    self.detail = str(resp.json().get("detail", ""))
+                await pc.close()
+                return resp.status_code
+            self.location = resp.headers.get("location")
+            self.etag = resp.headers.get("etag")
+            self.answer = resp.text
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=resp.text, type="answer"))
+            if self.trickle and self.location:
+                ice = [ln for ln in sdp.split("\r\n") if ln.startswith(("a=ice-ufrag:", "a=ice-pwd:"))][:2]
+                mid = re.search(r"^a=mid:(\S+)", sdp, re.M)
+                frag = "\r\n".join([*ice, "m=video 9 UDP/TLS/RTP/SAVPF 0", f"a=mid:{mid.group(1) if mid else 0}",
+                                     *candidates, "a=end-of-candidates", ""])
+                patched = await client.patch(self.api_url + self.location, content=frag.encode(), headers={
+                    "Content-Type": "application/trickle-ice-sdpfrag", "If-Match": self.etag or "*",
+                    **self._headers()})
+                self.patch_status = patched.status_code
         finally:
             if own:
                 await client.aclose()
-        self.status = resp.status_code
-        if resp.status_code != 201:
-            with contextlib.suppress(ValueError):
-                self.detail = str(resp.json().get("detail", ""))
-            await pc.close()
-            return resp.status_code
-        self.location = resp.headers.get("location")
-        self.answer = resp.text
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=resp.text, type="answer"))
         return resp.status_code
 
     async def _read(self, track: Any) -> None:

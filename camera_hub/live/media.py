@@ -1,10 +1,12 @@
 """One fan-out per camera, one track per viewer: encoded H.264 handed to aiortc as it is.
 
-aiortc's RTP sender calls ``track.recv()``; when that returns an ``av.Packet`` (Annex B, with
-``pts`` and ``time_base``) instead of a decoded frame, its H.264 "encoder" only packetises it
-(``H264Encoder.pack``: STAP-A for small NAL units, FU-A for large ones) — nothing is decoded or
-encoded. On that path it ignores the viewer's PLI/FIR (there is no encoder to ask for a
-keyframe), so every viewer starts on a keyframe: the camera's last GOP, which the
+Nothing is decoded or encoded: each frame is packetised for RTP once, for all the camera's viewers
+(:attr:`Frame.payloads`: STAP-A for small NAL units, FU-A for large ones, as aiortc's
+``H264Encoder.pack`` does), and each viewer's send loop (:mod:`camera_hub.live.sender`) reads
+:meth:`ViewerTrack.next_frame`; aiortc's own sender, where it runs, calls ``recv()`` and gets an
+``av.Packet`` (Annex B, with ``pts`` and ``time_base``) that it packetises itself. Either way the
+viewer's PLI/FIR is ignored (there is no encoder to ask for a keyframe), so every viewer starts on
+a keyframe: the camera's last GOP, which the
 :class:`~camera_hub.ingest.ring.PacketRing` hands over when the :class:`LiveCamera` subscribes,
 with SPS/PPS put in front of every IDR that comes without them (from the SDP's
 ``sprop-parameter-sets``).
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -29,6 +32,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import av
+from aiortc.codecs.h264 import H264Encoder
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from camera_hub.annexb import is_annexb, nal_units
@@ -52,7 +56,7 @@ class Unsupported(Exception):
     """The camera's stream cannot be played over WebRTC as it is (HTTP 422)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Frame:
     """One access unit ready for viewers: Annex B, parameter sets in front of every IDR."""
 
@@ -60,6 +64,18 @@ class Frame:
     ticks: int  # presentation time on the 90 kHz clock
     key: bool
     received_at: float
+
+    @functools.cached_property
+    def payloads(self) -> tuple[bytes, ...]:
+        """Its RTP payloads, made at the first viewer's send and shared by all the camera's viewers
+        (camera_hub/live/sender.py)."""
+        return packetize(self.data)
+
+
+def packetize(data: bytes) -> tuple[bytes, ...]:
+    """The RTP payloads of an Annex B access unit, as aiortc's H.264 sender makes them (RFC 6184
+    packetization-mode 1: STAP-A for small NAL units, FU-A for large ones)."""
+    return tuple(H264Encoder._packetize(H264Encoder._split_bitstream(data)))
 
 
 def h264_nal_types(data: bytes) -> set[int]:
@@ -129,7 +145,8 @@ class ViewerTrack(MediaStreamTrack):
         self._out += step
         return self._out
 
-    async def recv(self) -> av.Packet:
+    async def next_frame(self) -> tuple[Frame, int]:
+        """The next frame and its RTP time (90 kHz, from 0): what the live send loop reads."""
         while not self._frames:
             if self.readyState != "live":
                 raise MediaStreamError
@@ -138,12 +155,17 @@ class ViewerTrack(MediaStreamTrack):
         if self.readyState != "live":
             raise MediaStreamError
         frame = self._frames.popleft()
-        pkt = av.Packet(frame.data)
-        pkt.pts = pkt.dts = self._stamp(frame)
-        pkt.time_base = TIME_BASE
         if self.first_sent_at is None:
             self.first_sent_at = time.monotonic()
         self.sent += 1
+        return frame, self._stamp(frame)
+
+    async def recv(self) -> av.Packet:
+        """The next frame as aiortc's own sender takes it: Annex B in an ``av.Packet``."""
+        frame, ticks = await self.next_frame()
+        pkt = av.Packet(frame.data)
+        pkt.pts = pkt.dts = ticks
+        pkt.time_base = TIME_BASE
         return pkt
 
     def stop(self) -> None:

@@ -7,19 +7,23 @@ anything else; the routes are
 
 | method and path | what |
 |---|---|
-| ``POST /live/<camera>/<session>`` | body: the SDP offer; 201 with the SDP answer |
+| ``POST /live/<camera>/<session>`` | body: the SDP offer; 201 with the SDP answer and ``ETag`` |
+| ``PATCH /live/<camera>/<session>`` | body: a trickle ICE fragment; 204 once its candidates are added |
 | ``DELETE /live/<camera>/<session>`` | ends the session (200; 404 when unknown) |
 | ``GET /live/stats`` | sessions and cameras served, as JSON (benchmarks, ops) |
 
-Errors are JSON ``{"detail": ...}``: 401 bad signature, 409 session id in use, 422 the camera or
-the offer cannot be played (H.265, B-frames, no H.264 in the offer), 429 the camera's viewer
-limit, 503 this worker does not read the camera (any more), has no keyframe of it yet, or is at
-its session limit.
+Errors are JSON ``{"detail": ...}``: 400 a malformed offer or fragment, or no token digest, 401 bad
+signature, 404 no such session, 409 session id in use, 412 ``If-Match`` is not the session's
+``ETag``, 422 the camera or the offer cannot be played (H.265, B-frames, no H.264 in the offer) or
+the fragment asks for an ICE restart, 428 no ``If-Match``, 429 the camera's viewer limit, 503 this
+worker does not read the camera (any more), has no keyframe of it yet, or is at its session limit.
 
 The endpoint's address is kept in Redis (``Plive:worker:<id>``) while the worker runs; every
 :data:`~camera_hub.live.protocol.REFRESH_S` the server also pushes its sessions' expiry in their
-users' sets and ends the sessions whose entry is gone, whose camera this worker no longer reads,
-that never connected within ``connect_timeout_s``, or that reached ``max_session_s``.
+users' sets and ends the sessions whose entry is gone, whose token is revoked (logout, user removed,
+role or password changed, expiry: checked in the same script, one pipeline for all sessions),
+whose camera this worker no longer reads, that never connected within ``connect_timeout_s``, or
+that reached ``max_session_s``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import re
 import socket
 import time
@@ -39,6 +44,7 @@ from camera_hub.config import LiveSettings
 from camera_hub.ingest.ring import PacketRing
 from camera_hub.live import protocol
 from camera_hub.live.media import LiveCamera, Unsupported, ViewerTrack
+from camera_hub.live.sender import install as install_lean_sender
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +52,10 @@ MAX_HEAD_BYTES = 16 * 1024
 MAX_BODY_BYTES = 64 * 1024  # an SDP offer is a few KiB
 REQUEST_TIMEOUT_S = 10.0
 _PATH = re.compile(r"^/live/([A-Za-z0-9][A-Za-z0-9_.-]{0,63})/([0-9a-f]{32})$")
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+_ICE = re.compile(r"^a=ice-(ufrag|pwd):(\S+)\s*$", re.M)
+# "1": aiortc's own RTP send loop instead of camera_hub/live/sender.py (a check, or an aiortc it does not know)
+AIORTC_SENDER_ENV = "CAMERA_HUB_LIVE_AIORTC_SENDER"
 NO_H264 = ("the offer has no H.264 this server can send (packetization-mode=1, profile 42001f or 42e01f): "
            "use a browser with H.264 WebRTC (Chrome, Edge, Safari; Firefox with its OpenH264 plugin)")
 
@@ -63,6 +73,9 @@ class Session:
     user: str
     pc: Any  # RTCPeerConnection
     track: ViewerTrack
+    token: str = ""  # the digest of the token that opened it: the session lasts while that token does
+    remote_ice: tuple[str, str] | None = None  # the viewer's ICE ufrag and pwd, from its offer
+    etag: str = ""  # identifies the session's one ICE session (no ICE restarts): the answer's ufrag
     created: float = field(default_factory=time.monotonic)
     connected: bool = False
 
@@ -221,11 +234,14 @@ class LiveServer:
             ids = list(self.sessions)
             pipe = self.redis.pipeline(transaction=False)
             for sid in ids:
-                await self._refresh(keys=[protocol.user_key(self.prefix, self.sessions[sid].user)],
-                                    args=[sid, protocol.SESSION_TTL_MS], client=pipe)
+                sess = self.sessions[sid]
+                await self._refresh(keys=[protocol.user_key(self.prefix, sess.user),
+                                          protocol.token_key(self.prefix, sess.token),
+                                          protocol.account_key(self.prefix, sess.user)],
+                                    args=[sid, protocol.SESSION_TTL_MS, sess.user, *protocol.ROLES], client=pipe)
             for sid, kept in zip(ids, await pipe.execute(), strict=True):
-                if not int(kept) and sid in self.sessions:
-                    await self.close_session(sid, "no longer listed")
+                if int(kept) != 1 and sid in self.sessions:
+                    await self.close_session(sid, "token revoked" if int(kept) == 2 else "no longer listed")
 
     # ------------------------------------------------------------------ sessions
     def _camera(self, camera_id: str) -> LiveCamera:
@@ -258,7 +274,10 @@ class LiveServer:
             cam.close()
             del self.cameras[camera_id]
 
-    async def open_session(self, camera_id: str, session_id: str, user: str, offer: str) -> str:
+    async def open_session(self, camera_id: str, session_id: str, user: str, offer: str, token: str
+                           ) -> tuple[str, str]:
+        """The SDP answer and its entity tag; the session lasts while ``token`` (the digest of the
+        viewer's token) does."""
         from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 
         s = self.settings
@@ -283,10 +302,14 @@ class LiveServer:
             raise
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # host candidates only, nothing asked outside
         track = ViewerTrack()
-        sess = Session(session_id, camera_id, user, pc, track)
+        ice = dict(_ICE.findall(offer))
+        sess = Session(session_id, camera_id, user, pc, track, token,
+                       (ice["ufrag"], ice["pwd"]) if len(ice) == 2 else None)
         self.sessions[session_id] = sess
         try:
             transceiver = pc.addTransceiver(track, direction="sendonly")
+            if os.environ.get(AIORTC_SENDER_ENV) != "1":
+                install_lean_sender(transceiver.sender)
             caps = RTCRtpSender.getCapabilities("video").codecs
             transceiver.setCodecPreferences([c for c in caps if c.mimeType.lower() in ("video/h264", "video/rtx")])
             try:
@@ -311,7 +334,44 @@ class LiveServer:
 
         track.on_stop = lambda _t: cam.remove(track)
         cam.add(track)
-        return protocol.add_ice_addresses(pc.localDescription.sdp, list(s.ice_addresses))
+        sess.etag = dict(_ICE.findall(pc.localDescription.sdp)).get("ufrag", session_id)
+        return protocol.add_ice_addresses(pc.localDescription.sdp, list(s.ice_addresses)), sess.etag
+
+    async def add_candidates(self, camera_id: str, session_id: str, fragment: str, if_match: str | None) -> None:
+        """Trickle ICE (RFC 9725 §4.3): add the viewer's candidates from an RFC 8840 fragment to
+        the session's ICE agent. aioice takes remote candidates while its checks run, until
+        end-of-candidates; those it cannot use (TCP, an address it cannot resolve, a type it does
+        not know) it drops, as the RFC asks."""
+        from aiortc.sdp import candidate_from_sdp
+
+        sess = self.sessions.get(session_id)
+        if sess is None or sess.camera_id != camera_id:
+            raise HttpError(404, "no such session")
+        if if_match is None:
+            raise HttpError(428, "send If-Match with the ETag of the WHEP answer")
+        tags = {t.strip() for t in if_match.split(",")}
+        if "*" not in tags and f'"{sess.etag}"' not in tags:
+            raise HttpError(412, "If-Match is not this session's ETag (its ICE session)")
+        try:
+            frag = protocol.parse_sdpfrag(fragment)
+        except ValueError as exc:
+            raise HttpError(400, f"not a trickle ICE fragment: {exc}") from None
+        ufrag, pwd = sess.remote_ice or (None, None)
+        if (frag.ufrag is not None and frag.ufrag != ufrag) or (frag.pwd is not None and frag.pwd != pwd):
+            raise HttpError(422, "ICE restarts are not supported: POST a new offer")
+        for c in frag.candidates:
+            if c.ufrag is not None and c.ufrag != ufrag:
+                continue  # another ICE generation's
+            cand = candidate_from_sdp(c.value)
+            cand.sdpMid, cand.sdpMLineIndex = c.mid, c.mline
+            await sess.pc.addIceCandidate(cand)
+        if frag.end:
+            await sess.pc.addIceCandidate(None)
+
+    def remote_candidates(self, session_id: str) -> list[Any]:
+        """The session's remote ICE candidates (aiortc ``RTCIceCandidate``), signalled or learnt."""
+        return [c for t in self.sessions[session_id].pc.getTransceivers()
+                for c in t.receiver.transport.transport.getRemoteCandidates()]
 
     async def close_session(self, session_id: str, why: str = "") -> bool:
         sess = self.sessions.pop(session_id, None)
@@ -342,11 +402,12 @@ class LiveServer:
 
     # ------------------------------------------------------------------ HTTP
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        status, ctype, body = 500, "application/json", b""
+        status, ctype, body, extra = 500, "application/json", b"", ""
         try:
             async with asyncio.timeout(REQUEST_TIMEOUT_S):
                 method, path, headers, payload = await self._read(reader)
-            status, ctype, body = await self._route(method, path, headers, payload)
+            status, ctype, body, more = await self._route(method, path, headers, payload)
+            extra = "".join(f"{k}: {v}\r\n" for k, v in more.items())
         except HttpError as exc:
             status, body = exc.status, json.dumps({"detail": exc.detail}).encode()
         except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, ConnectionError):
@@ -354,11 +415,12 @@ class LiveServer:
         except Exception:  # noqa: BLE001
             log.exception("live endpoint failed")
             status, body = 500, b'{"detail": "internal error"}'
-        reason = {200: "OK", 201: "Created", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
-                  405: "Method Not Allowed", 409: "Conflict", 413: "Content Too Large", 422: "Unprocessable Entity",
+        reason = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
+                  404: "Not Found", 405: "Method Not Allowed", 409: "Conflict", 412: "Precondition Failed",
+                  413: "Content Too Large", 422: "Unprocessable Entity", 428: "Precondition Required",
                   429: "Too Many Requests", 503: "Service Unavailable"}.get(status, "Error")
-        head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
-                "Connection: close\r\n\r\n").encode()
+        length = "" if status == 204 else f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+        head = f"HTTP/1.1 {status} {reason}\r\n{length}{extra}Connection: close\r\n\r\n".encode()
         with contextlib.suppress(Exception):
             writer.write(head + body)
             await writer.drain()
@@ -383,30 +445,37 @@ class LiveServer:
         return method, path, headers, body
 
     async def _route(self, method: str, path: str, headers: dict[str, str], body: bytes
-                     ) -> tuple[int, str, bytes]:
+                     ) -> tuple[int, str, bytes, dict[str, str]]:
         user = protocol.verify(self._secret, method, path, headers, body)
         if user is None:
             raise HttpError(401, "bad or missing signature")
         if path == "/live/stats" and method == "GET":
-            return 200, "application/json", json.dumps(self.stats()).encode()
+            return 200, "application/json", json.dumps(self.stats()).encode(), {}
         m = _PATH.match(path)
         if m is None:
             raise HttpError(404, "no such route")
         camera_id, session_id = m.groups()
-        if method == "POST":
+        if method in ("POST", "PATCH"):
             try:
-                offer = body.decode("utf-8")
+                text = body.decode("utf-8")
             except UnicodeDecodeError:
-                raise HttpError(400, "the offer is not UTF-8") from None
-            answer = await self.open_session(camera_id, session_id, user, offer)
-            return 201, "application/sdp", answer.encode()
+                raise HttpError(400, "the body is not UTF-8") from None
+        if method == "POST":
+            token = headers.get("x-live-token", "")
+            if not _DIGEST.match(token):  # a session nobody could revoke is never opened
+                raise HttpError(400, "no token digest (X-Live-Token)")
+            answer, etag = await self.open_session(camera_id, session_id, user, text, token)
+            return 201, "application/sdp", answer.encode(), {"ETag": f'"{etag}"'}
+        if method == "PATCH":
+            await self.add_candidates(camera_id, session_id, text, headers.get("if-match"))
+            return 204, "", b"", {}
         if method == "DELETE":
             sess = self.sessions.get(session_id)
             if sess is None or sess.camera_id != camera_id:
                 raise HttpError(404, "no such session")
             await self.close_session(session_id, "deleted")
-            return 200, "application/json", b"{}"
-        raise HttpError(405, "POST or DELETE")
+            return 200, "application/json", b"{}", {}
+        raise HttpError(405, "POST, PATCH or DELETE")
 
 
 async def serve_live(cfg: Any, worker: Any, redis: Any, *, prefix: str | None = None, secret: str | None = None,

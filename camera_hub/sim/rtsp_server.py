@@ -4,7 +4,7 @@ RTSP 1.0 over TCP with interleaved RTP (RFC 2326 §10.12), H.264 packetised per 
 scene is encoded and packetised once; serving is a copy of a frame's packets with sequence
 number, timestamp and SSRC written in, one socket write per frame per session, and one
 scheduler task paces every session (no timer per packet or per session). Faults can be
-injected per camera (drop, stall, refuse, restart, garbage, resize, no_keyframes).
+injected per camera (drop, stall, refuse, restart, garbage, resize, no_keyframes, credentials).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from camera_hub.sim.scenes import SceneScript, load_script
 
 log = logging.getLogger(__name__)
 
-FAULT_KINDS = ("drop", "stall", "refuse", "restart", "garbage", "resize", "no_keyframes", "clear")
+FAULT_KINDS = ("drop", "stall", "refuse", "restart", "garbage", "resize", "no_keyframes", "credentials", "clear")
 RESTART_REFUSE_S = 2.0
 SLOW_READER_BYTES = 512 * 1024  # unsent bytes above which frames are dropped for that reader
 SLOW_READER_CLOSE_S = 10.0  # a reader that stays that far behind this long is disconnected
@@ -279,7 +279,7 @@ class SimServer:
         if kind == "clear":
             cam.fault = None
             return
-        if kind in ("drop", "restart"):
+        if kind in ("drop", "restart", "credentials"):  # a password change reboots the camera's sessions
             for session in list(cam.sessions):
                 session.conn.close()
         if kind == "drop":
@@ -633,7 +633,7 @@ class _RtspConnection(asyncio.Protocol):
         cam, stream = (session.camera, session.stream) if session else self._target(req.uri)
         if cam is not None and cam.fault_kind(server._now()) == "stall":
             return  # a stalled camera says nothing at all
-        if not self._authorized(req):
+        if not self._authorized(req) or (cam is not None and cam.fault_kind(server._now()) == "credentials"):
             self._reply(req, 401, "Unauthorized", {"WWW-Authenticate": f'Digest realm="{REALM}", nonce="{self.nonce}"'})
             return
         if req.method in ("GET_PARAMETER", "SET_PARAMETER"):

@@ -101,6 +101,29 @@ def test_bounds_refuse_recordings_beyond_the_limit(tmp_path) -> None:
     assert rec.recording == 1 and sum(1 for _ in (tmp_path / "rec").rglob("*.rec")) == 1
 
 
+def test_max_disk_bytes_holds_for_recordings_already_open(tmp_path) -> None:
+    """The disk bound holds for what is written, not only for what starts: two cameras recording
+    for 50 s stop at the bound (before, an open recording went on past it)."""
+    def on_disk() -> int:
+        return sum(p.stat().st_size for p in (tmp_path / "rec").rglob("*.rec"))
+
+    free = {"a": Camera(60), "b": Camera(60)}
+    rec = recorder(tmp_path, free)
+    advance(rec, free, T0 + 50, {"a": True, "b": True})
+    unbounded = on_disk()
+    rec.close()
+
+    cams = {"a": Camera(60), "b": Camera(60)}
+    refused = lambda: REGISTRY.get_sample_value("camera_hub_evidence_refused_total",  # noqa: E731
+                                                {"reason": "max_disk_bytes"}) or 0.0
+    before = refused()
+    bound = unbounded // 2
+    rec = recorder(tmp_path, cams, max_disk_bytes=bound)  # a new recorder empties the folder
+    advance(rec, cams, T0 + 50, {"a": True, "b": True})
+    assert 0 < on_disk() <= bound and rec.disk_bytes <= bound
+    assert rec.recording == 0 and refused() > before
+
+
 def test_a_recording_rotates_at_its_size_limit(tmp_path) -> None:
     cams = {"cam0": Camera(60)}
     rec = recorder(tmp_path, cams, max_recording_bytes=4_000)

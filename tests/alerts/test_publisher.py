@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import socket
-import subprocess
 import time
-from pathlib import Path
 
 import av
 import cv2
@@ -95,47 +92,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-class RedisProc:
-    """A private redis-server; AOF with fsync always so a SIGKILL loses no acknowledged write."""
-
-    def __init__(self, folder: Path) -> None:
-        self.port = _free_port()
-        self.folder = folder
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [shutil.which("redis-server") or "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.folder)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait()
-
-
-@pytest.fixture
-def redis_proc(tmp_path):
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server not installed")
-    rp = RedisProc(tmp_path)
-    rp.start()
-    try:
-        yield rp
-    finally:
-        if rp.proc and rp.proc.poll() is None:
-            os.kill(rp.proc.pid, signal.SIGCONT)
-            rp.kill()
 
 
 async def test_redis_paused_killed_and_restarted_mid_burst_loses_and_doubles_nothing(redis_proc, tmp_path):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from rule_helpers import city
 
-from camera_hub.analytics.analyzer import Analyzer
+from camera_hub.analytics.analyzer import RESUME_S, Analyzer
 from camera_hub.events import Sample
 from camera_hub.metrics import INFERENCE_BATCH, MOTION_SKIPPED
 from detectors.detector import load_detector
@@ -126,3 +126,18 @@ async def test_overlapping_batches_reach_the_rules_in_order(yolox, assets):
     eps = [e for r in results for e in r]
     assert [(e.kind, e.t - 1_780_000_000) for e in eps] == [("start", 10)]
     assert [i for i, r in enumerate(results) if r] == [5]  # raised by the batch of +10 s itself
+
+
+async def test_a_camera_back_within_the_hysteresis_keeps_its_analysis_later_it_starts_afresh(yolox, assets):
+    """A Redis outage past the lease fence stops and retakes every camera on the same worker: back
+    within RESUME_S its open episode goes on (as after a reconnect); after longer it starts again."""
+    an = Analyzer(city([crowd_camera("mall")]), yolox)
+    frames = {"mall": img(assets, "jetson_peds-007.png")}
+    assert [e.kind for e in await feed(an, frames, range(0, 14, 2))] == ["start"]
+    t_last = 1_780_000_000 + 12
+    assert not an.resumes("other", t_last)  # never analysed here
+    assert an.resumes("mall", t_last + RESUME_S)
+    assert await feed(an, frames, range(14 + int(RESUME_S) - 2, 40, 2)) == []  # the crowd goes on: no new start
+    assert not an.resumes("mall", 1_780_000_038 + RESUME_S + 1)
+    an.forget("mall")
+    assert [e.kind for e in await feed(an, frames, range(100, 114, 2))] == ["start"]  # afresh: a new episode

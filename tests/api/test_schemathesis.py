@@ -13,6 +13,7 @@ schemathesis = pytest.importorskip("schemathesis")
 from schemathesis.generation import GenerationMode  # noqa: E402
 
 schemathesis.serializer.alias("application/sdp", "text/plain")  # WHEP offers (camera_hub/api/live.py)
+schemathesis.serializer.alias("application/trickle-ice-sdpfrag", "text/plain")  # WHEP PATCH
 
 from camera_hub.api.app import create_app  # noqa: E402
 

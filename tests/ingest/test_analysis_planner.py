@@ -90,9 +90,10 @@ async def test_slow_detector_planned_within_budget_then_starvation_reported(sim_
 
         # now the detector slows to a crawl (~1.7 samples/s for ~3.3 needed): the floor breaks
         consumer.cost_s = 0.6
-        await wait_until(lambda: planner.starvation(time.time()).starved > 0, 30, "starvation seen")
-        await asyncio.sleep(1.5)  # the next report
-        assert metrics.ANALYSIS_STARVED.labels(worker="w-plan")._value.get() > 0
+        # reported by the once-a-second report (metric and log): waited for, since a starved camera
+        # analysed just before a report may leave that one report at 0 on a loaded machine
+        await wait_until(lambda: metrics.ANALYSIS_STARVED.labels(worker="w-plan")._value.get() > 0, 30,
+                         "starvation reported")
         assert any("analysis starved" in r.getMessage() for r in caplog.records)
         assert worker.queue.dropped == 0 and len(worker.queue) <= settings.max_in_flight
         assert planner.in_flight(time.time()) <= planner.budget() + 1

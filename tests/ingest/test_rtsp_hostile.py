@@ -29,7 +29,7 @@ from camera_hub.ingest.reactor import Reactor
 from camera_hub.ingest.ring import PacketRing
 from camera_hub.ingest.rtsp import Depacketizer, RtspProtocolError, RtspReceiver
 from camera_hub.ingest.sampler import Sampler
-from camera_hub.ingest.source import Source, classify
+from camera_hub.ingest.source import Source, SourceOptions, classify
 
 MIB = 1 << 20
 # What a bounded session may still hold beside its bounds: a few socket reads (256 KiB each) on
@@ -179,11 +179,10 @@ def test_a_describe_reply_too_long_to_hold_fails_the_open(attack) -> None:
     assert peak < rtsp.MAX_HEADER_BYTES + rtsp.MAX_BODY_BYTES + SLACK, f"{peak / MIB:.1f} MiB held"
 
 
-def test_a_camera_that_never_ends_a_frame_goes_down_with_reason_error(reactor) -> None:
-    """Through a real Source: the status leaves "starting" for down/error instead of staying there."""
-    server = HostileServer(endless_fu_a(60000, 24 * MIB))
+def first_state(server: HostileServer, reactor: Reactor, options: SourceOptions = SourceOptions()) -> Source:
+    """A real Source on ``server`` until its first state change (at most 8 s), then stopped."""
     src = Source("hostile", RtspUrl(server.url), sampler=Sampler("hostile", 2.0), ring=PacketRing(1, MIB),
-                 gate=OpenGate(1), backoff=Backoff(30.0, 60.0), reactor=reactor)
+                 gate=OpenGate(1), backoff=Backoff(30.0, 60.0), options=options, reactor=reactor)
     src.start()
     try:
         deadline = time.monotonic() + 8.0
@@ -192,7 +191,49 @@ def test_a_camera_that_never_ends_a_frame_goes_down_with_reason_error(reactor) -
     finally:
         src.stop()
         assert src.done.wait(5.0)
+    return src
+
+
+def test_a_camera_that_never_ends_a_frame_goes_down_with_reason_error(reactor) -> None:
+    """Through a real Source: the status leaves "starting" for down/error instead of staying there."""
+    src = first_state(HostileServer(endless_fu_a(60000, 24 * MIB)), reactor)
     assert [(state, reason) for _, state, reason in src.history][:1] == [("down", "error")]
+
+
+class TrickleServer(HostileServer):
+    """Keeps the connection busy without ever sending a frame: ``packet`` every 0.1 s after PLAY
+    (an RTCP sender report, or RTP of a payload type the SDP never named), until the client hangs up."""
+
+    def __init__(self, packet: bytes) -> None:
+        self.packet = packet
+        super().__init__(b"")
+
+    def _serve(self) -> None:
+        conn, _ = self.sock.accept()
+        with conn, self.sock:
+            try:
+                self._handshake(conn)
+                while True:
+                    conn.sendall(self.packet)
+                    time.sleep(0.1)
+            except OSError:
+                pass
+
+
+SENDER_REPORT = b"$\x01\x00\x1c" + bytes([0x80, 200, 0, 6]) + bytes(24)  # RTCP SR, no report blocks
+
+
+OTHER_PAYLOAD = struct.pack(">BBHII", 0x80, 0x80 | 97, 0, 0, 1234) + IDR  # a keyframe, but of type 97
+OTHER_PAYLOAD = b"$\x00" + struct.pack(">H", len(OTHER_PAYLOAD)) + OTHER_PAYLOAD
+
+
+@pytest.mark.parametrize("packet", [SENDER_REPORT, OTHER_PAYLOAD], ids=["rtcp-only", "other-payload-type"])
+def test_a_camera_whose_data_never_makes_a_frame_goes_down_with_reason_no_video(reactor, packet) -> None:
+    """Data keeps flowing, so the read timeout never fires; before, the camera stayed "starting"
+    for ever with no alert. Now the session ends after the read timeout without a frame."""
+    src = first_state(TrickleServer(packet), reactor, SourceOptions(read_timeout_s=1.0))
+    assert [(state, reason) for _, state, reason in src.history][:1] == [("down", "no_video")]
+    assert src.packets == 0
 
 
 def test_what_stays_within_the_bounds_still_gets_through() -> None:

@@ -9,6 +9,7 @@ viewers on aiortc. Writes what it saw as JSON to argv[1]; the test asserts on it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -20,6 +21,7 @@ sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
 
+from camera_hub.api.auth import create_user  # noqa: E402
 from camera_hub.live import protocol  # noqa: E402
 from camera_hub.live.client import WhepViewer  # noqa: E402
 from camera_hub.live.harness import start_live_system, worker_stats  # noqa: E402
@@ -91,6 +93,44 @@ async def scenario(work: Path, cache: Path) -> dict[str, Any]:
             out["wall_delete_status"] = await asyncio.gather(*(v.close(client=http) for v in [*wall, other]))
             await asyncio.sleep(0.5)
             out["worker_sessions_end"] = (await worker_stats(system))["sessions"]
+
+            # --- trickle ICE: the offer without candidates, then a PATCH with them (If-Match: the ETag)
+            tv = WhepViewer(api, "cam2", token=tok["viewer"], trickle=True)
+            out["trickle_status"] = await tv.open(http)
+            out["trickle_patch_status"], out["trickle_etag"] = tv.patch_status, tv.etag
+            out["trickle_30_frames"] = await tv.wait_frames(30, 10.0)
+            out["trickle_delete_status"] = await tv.close(client=http)
+
+            # --- a logout ends that token's live view at the worker's next refresh; another user's goes on
+            r = await system.redis()
+            try:
+                leaver_token = await create_user(r, "ch:", "leaver", "viewer")
+                leaver = WhepViewer(api, "cam1", token=leaver_token)
+                stayer = WhepViewer(api, "cam1", token=tok["operator"])
+                out["revoke_open_status"] = [await leaver.open(http), await stayer.open(http)]
+                out["revoke_both_playing"] = all(await asyncio.gather(leaver.wait_frames(10, 10.0),
+                                                                      stayer.wait_frames(10, 10.0)))
+                ended = asyncio.Event()
+                leaver.pc.on("connectionstatechange", lambda: leaver.pc.connectionState in ("closed", "failed")
+                             and ended.set())
+                out["logout_status"] = (await http.post(api + "/api/v1/auth/logout", headers={
+                    "Authorization": f"Bearer {leaver_token}"})).status_code
+                t1 = time.monotonic()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ended.wait(), 20)
+                out["revoked_pc_state"] = leaver.pc.connectionState
+                out["revoked_after_s"] = round(time.monotonic() - t1, 2)
+                out["revoked_user_sessions"] = await r.zcard(protocol.user_key("ch:", "leaver"))
+                out["revoked_worker_sessions"] = (await worker_stats(system))["sessions"]
+                leaver_frames, stayer_frames = leaver.frames, stayer.frames
+                await asyncio.sleep(2.0)
+                out["revoked_frames_after"] = leaver.frames - leaver_frames
+                out["stayer_frames_after"] = stayer.frames - stayer_frames
+                out["stayer_pc_state"] = stayer.pc.connectionState
+                out["revoked_delete_status"] = await leaver.close(client=http)  # the token is gone: 401
+                out["stayer_delete_status"] = await stayer.close(client=http)
+            finally:
+                await r.aclose()
 
         # --- audit and Redis
         r = await system.redis()

@@ -161,3 +161,156 @@ async def test_worker_ends_sessions_that_are_no_longer_listed(live: Live, worker
         await r.aclose()
     await worker.refresh()
     assert sid not in worker.sessions and not worker.cameras
+
+
+async def test_revoked_tokens_end_their_live_views_at_the_next_refresh(live: Live, worker: LiveServer) -> None:
+    """Logout, expiry, removing the user and a role change each end the views opened with the
+    token they revoke, at the worker's next refresh (one pipeline for all its sessions); another
+    user's view, and a view opened with another token of the same user, go on."""
+    import redis.asyncio as aioredis
+
+    from camera_hub.api.auth import Auth, create_user, remove_user, token_digest
+
+    r = aioredis.from_url(REDIS_URL)
+    try:
+        names = ("rv_logout", "rv_expiry", "rv_removed", "rv_demoted", "rv_other")
+        tokens = {n: await create_user(r, live.prefix, n, "operator" if n == "rv_demoted" else "viewer")
+                  for n in names}
+        second, _ = await Auth(r, live.prefix).issue_token("rv_logout", "viewer")  # the same user, another token
+
+        async def watch(token: str) -> str:
+            async with httpx.AsyncClient(timeout=20) as c:
+                resp = await c.post(f"{live.url}/api/v1/cameras/cam0/whep", content=(await offer()).encode(),
+                                    headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"})
+            assert resp.status_code == 201, resp.text
+            return resp.headers["location"].rsplit("/", 1)[1]
+
+        sids = {n: await watch(t) for n, t in tokens.items()}
+        kept = await watch(second)
+        assert worker.sessions[sids["rv_logout"]].token == token_digest(tokens["rv_logout"])
+        await worker.refresh()
+        assert set(sids.values()) | {kept} <= set(worker.sessions)  # every token good: all kept
+
+        async with httpx.AsyncClient(timeout=10) as c:
+            out = await c.post(f"{live.url}/api/v1/auth/logout",
+                               headers={"Authorization": f"Bearer {tokens['rv_logout']}"})
+            assert out.status_code == 204
+            demoted = await c.post(f"{live.url}/api/v1/users", headers=live.headers("admin"),
+                                   json={"name": "rv_demoted", "role": "viewer"})
+            assert demoted.status_code == 201 and demoted.json()["tokens_revoked"]
+        # expired by its own time (the Redis key's TTL would remove it a moment later anyway)
+        await r.hset(protocol.token_key(live.prefix, token_digest(tokens["rv_expiry"])), "expires_at",
+                     repr(time.time() - 1))
+        assert await remove_user(r, live.prefix, "rv_removed")
+        # nothing is ended before the refresh: the check is the worker's
+        assert set(sids.values()) <= set(worker.sessions)
+        await worker.refresh()
+        for n in ("rv_logout", "rv_expiry", "rv_removed", "rv_demoted"):
+            assert sids[n] not in worker.sessions, n
+            assert await r.zscore(protocol.user_key(live.prefix, n), sids[n]) is None, n
+        assert sids["rv_other"] in worker.sessions and kept in worker.sessions
+        assert await r.zscore(protocol.user_key(live.prefix, "rv_other"), sids["rv_other"]) is not None
+        assert await r.zscore(protocol.user_key(live.prefix, "rv_logout"), kept) is not None
+        for sid in (sids["rv_other"], kept):
+            await worker.close_session(sid, "test over")
+    finally:
+        await r.aclose()
+
+
+def test_the_worker_reads_the_auth_keys_where_the_api_writes_them() -> None:
+    from camera_hub.api.auth import ROLES, Auth
+
+    auth = Auth.__new__(Auth)
+    auth.prefix = "p:"
+    assert protocol.token_key("p:", "d" * 64) == auth._token_key("d" * 64)
+    assert protocol.account_key("p:", "ann") == auth._user_key("ann")
+    assert protocol.ROLES == ROLES
+
+
+async def test_trickle_ice_patch_adds_the_viewers_candidates(live: Live, worker: LiveServer) -> None:
+    """PATCH (RFC 9725 §4.3) with an RFC 8840 fragment: the candidates reach the worker's ICE agent,
+    which then sends its connectivity checks to them (seen on a socket of ours, at the worker's own
+    address: nothing leaves the machine); If-Match, content type, ownership and ICE restarts are
+    checked; after end-of-candidates more candidates are ignored."""
+    import asyncio
+    import re
+    import socket
+
+    sdp = await offer()
+    client_ufrag = re.search(r"a=ice-ufrag:(\S+)", sdp).group(1)
+    client_pwd = re.search(r"a=ice-pwd:(\S+)", sdp).group(1)
+    resp = await _whep(live, "cam0", sdp)
+    assert resp.status_code == 201
+    etag, location = resp.headers["etag"], resp.headers["location"]
+    assert resp.headers["accept-patch"] == protocol.TRICKLE_TYPE
+    worker_ufrag = re.search(r"a=ice-ufrag:(\S+)", resp.text).group(1)
+    assert etag == f'"{worker_ufrag}"'
+    sid = location.rsplit("/", 1)[1]
+    host = next(ln.split()[4] for ln in resp.text.split("\r\n")
+                if ln.startswith("a=candidate:") and "." in ln.split()[4])  # an IPv4 address of the worker's
+    socks = []
+    for _ in range(3):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind((host, 0))
+        s.setblocking(False)
+        socks.append(s)
+    ports = [s.getsockname()[1] for s in socks]
+
+    def frag(*cands: str, end: bool = False, ufrag: str = client_ufrag, pwd: str = client_pwd) -> str:
+        lines = [f"a=ice-ufrag:{ufrag}", f"a=ice-pwd:{pwd}", "m=video 9 UDP/TLS/RTP/SAVPF 0", "a=mid:0",
+                 *(f"a=candidate:{c}" for c in cands)]
+        return "\r\n".join([*lines, *(["a=end-of-candidates"] if end else []), ""])
+
+    async def patch(body: str, *, if_match: str | None = etag, role: str = "viewer",
+                    ctype: str = protocol.TRICKLE_TYPE, url: str = location) -> httpx.Response:
+        headers = {"Content-Type": ctype, **live.headers(role)}
+        if if_match is not None:
+            headers["If-Match"] = if_match
+        async with httpx.AsyncClient(timeout=20) as c:
+            return await c.patch(live.url + url, content=body.encode(), headers=headers)
+
+    def remote() -> set[tuple[str, int, str]]:
+        return {(c.ip, c.port, c.protocol.lower()) for c in worker.remote_candidates(sid)}
+
+    try:
+        udp = f"1 1 udp 2122260223 {host} {ports[0]} typ host generation 0 ufrag {client_ufrag}"
+        tcp = f"2 1 tcp 1518280447 {host} 9 typ host tcptype active"
+        assert (await patch(frag(udp), ctype="application/sdp")).status_code == 415
+        assert (await patch(frag(udp), if_match=None)).status_code == 428
+        assert (await patch(frag(udp), if_match='"not-it"')).status_code == 412
+        assert (await patch(frag(udp), role="operator")).status_code == 404  # not theirs
+        assert (await patch(frag(udp), role="operator", url=location[:-32] + "0" * 32)).status_code == 404
+        bad = await patch("a=candidate:1 1 udp x\r\nnot sdp\r\n")
+        assert bad.status_code == 400
+        restart = await patch(frag(udp, ufrag="Zz9Q", pwd="x" * 24), if_match="*")
+        assert restart.status_code == 422 and "restart" in restart.json()["detail"]
+        async with httpx.AsyncClient(timeout=10) as c:
+            assert (await c.patch(live.url + location, content=frag(udp),
+                                  headers={"Content-Type": protocol.TRICKLE_TYPE, "If-Match": etag})).status_code == 401
+            for method in ("GET", "PUT", "POST"):  # 405 naming both methods a session URL takes
+                other = await c.request(method, live.url + location, headers=live.headers("viewer"))
+                assert other.status_code == 405 and other.headers["allow"] == "PATCH, DELETE", method
+        assert not remote() & {(host, ports[0], "udp")}  # none of the refused ones got through
+
+        ok = await patch(frag(udp, tcp))
+        assert ok.status_code == 204 and not ok.content and "etag" not in ok.headers
+        assert (host, ports[0], "udp") in remote()
+        # the worker's ICE agent checks the pair: a STUN binding request from its ufrag to ours
+        loop = asyncio.get_running_loop()
+        data, _ = await asyncio.wait_for(loop.sock_recvfrom(socks[0], 2048), 15)
+        assert data[:2] == b"\x00\x01" and data[4:8] == bytes.fromhex("2112a442")
+        assert f"{client_ufrag}:{worker_ufrag}".encode() in data
+
+        again = f"3 1 udp 2122260222 {host} {ports[1]} typ host"
+        late = f"4 1 udp 2122260221 {host} {ports[2]} typ host"
+        other_generation = f"5 1 udp 2122260220 {host} 7 typ host ufrag Zz9Q"
+        assert (await patch(frag(again, other_generation, end=True), if_match=f'"x", {etag}')).status_code == 204
+        assert (await patch(frag(late), if_match="*")).status_code == 204
+        got = remote()
+        assert (host, ports[1], "udp") in got  # before end-of-candidates, in the same fragment
+        assert (host, 7, "udp") not in got  # another ICE generation's
+        assert (host, ports[2], "udp") not in got  # after end-of-candidates
+    finally:
+        for s in socks:
+            s.close()
+        await worker.close_session(sid, "test over")

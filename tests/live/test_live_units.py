@@ -131,6 +131,35 @@ def test_signature_binds_method_path_user_body_and_time() -> None:
     assert protocol.verify(SECRET, "POST", "/live/cam/" + "a" * 32, h, b"v=0", now=1000 + 31) is None
     assert protocol.verify(SECRET, "POST", "/live/cam/" + "a" * 32, {**h, "x-live-user": "bob"}, b"v=0",
                            now=1010) is None
+    # the token digest a session lasts with is signed too: it cannot be swapped for another
+    t = {k.lower(): v for k, v in protocol.sign(SECRET, "POST", "/p", "ann", b"", 1000, token="d" * 64).items()}
+    assert t["x-live-token"] == "d" * 64 and protocol.verify(SECRET, "POST", "/p", t, b"", now=1000) == "ann"
+    assert protocol.verify(SECRET, "POST", "/p", {**t, "x-live-token": "e" * 64}, b"", now=1000) is None
+    assert protocol.verify(SECRET, "POST", "/p", {**t, "x-live-token": ""}, b"", now=1000) is None
+
+
+def test_trickle_fragment_parsing() -> None:
+    # RFC 9725's example (§4.3.2), with CRLF or LF
+    frag = ("a=ice-ufrag:EsAw\r\na=ice-pwd:P2uYro0UCOQ4zxjKXaWCBui1\r\nm=audio 9 RTP/AVP 0\r\na=mid:0\r\n"
+            "a=candidate:1387637174 1 udp 2122260223 192.0.2.1 61764 typ host generation 0 ufrag EsAw network-id 1\r\n"
+            "a=candidate:473322822 1 tcp 1518280447 192.0.2.1 9 typ host tcptype active generation 0 ufrag EsAw\r\n"
+            "a=end-of-candidates\r\n")
+    for text in (frag, frag.replace("\r\n", "\n")):
+        f = protocol.parse_sdpfrag(text)
+        assert (f.ufrag, f.pwd, f.end) == ("EsAw", "P2uYro0UCOQ4zxjKXaWCBui1", True)
+        assert [(c.mid, c.mline, c.ufrag) for c in f.candidates] == [("0", 0, "EsAw"), ("0", 0, "EsAw")]
+        assert f.candidates[0].value.startswith("1387637174 1 udp 2122260223 192.0.2.1 61764 typ host")
+    # two m= sections, a=mid after the candidates; no m= at all
+    two = protocol.parse_sdpfrag("m=audio 9 X 0\na=candidate:1 1 udp 1 10.0.0.1 5 typ host\na=mid:a\n"
+                                 "m=video 9 X 0\na=mid:v\na=candidate:2 1 udp 1 10.0.0.1 6 typ host\n")
+    assert [(c.mid, c.mline) for c in two.candidates] == [("a", 0), ("v", 1)] and not two.end
+    bare = protocol.parse_sdpfrag("a=candidate:1 1 udp 1 10.0.0.1 5 typ host\n")
+    assert [(c.mid, c.mline) for c in bare.candidates] == [(None, 0)] and bare.ufrag is None
+    for bad in ("hello", "a=candidate:1 1 udp 1 10.0.0.1 5", "a=candidate:1 x udp 1 10.0.0.1 5 typ host",
+                "a=candidate:1 1 udp 1 10.0.0.1 port typ host", "a=candidate:1 1 udp 1 10.0.0.1 5 type host",
+                "a=candidate:1 1 udp 1 10.0.0.1 65536 typ host"):
+        with pytest.raises(ValueError):
+            protocol.parse_sdpfrag(bad)
 
 
 def test_extra_ice_addresses_copy_each_host_candidate() -> None:
@@ -148,11 +177,11 @@ def test_extra_ice_addresses_copy_each_host_candidate() -> None:
 
 # ------------------------------------------------------------------ the worker's live endpoint
 async def _post(server: LiveServer, camera: str, body: str, sid: str | None = None, secret: str = SECRET,
-                user: str = "ann") -> httpx.Response:
+                user: str = "ann", token: str = "d" * 64) -> httpx.Response:
     path = f"/live/{camera}/{sid or protocol.new_session_id()}"
     async with httpx.AsyncClient(timeout=10) as c:
         return await c.post(server.url + path, content=body.encode(),
-                            headers=protocol.sign(secret, "POST", path, user, body.encode()))
+                            headers=protocol.sign(secret, "POST", path, user, body.encode(), token=token))
 
 
 async def test_live_endpoint_answers_refuses_and_ends_sessions() -> None:
@@ -175,8 +204,12 @@ async def test_live_endpoint_answers_refuses_and_ends_sessions() -> None:
         ports = {int(ln.split()[5]) for ln in answer.split("\r\n") if ln.startswith("a=candidate:")}
         assert ports and all(41200 <= p <= 41209 for p in ports)
         assert " 203.0.113.9 " in answer and "127.0.0.1" not in answer
-        assert server.sessions[sid].user == "ann"
+        assert server.sessions[sid].user == "ann" and server.sessions[sid].token == "d" * 64
+        etag = server.sessions[sid].etag
+        assert r.headers["etag"] == f'"{etag}"' and f"a=ice-ufrag:{etag}" in answer  # the ICE session
         assert (await _post(server, "cam0", sdp, sid)).status_code == 409  # an id is used once
+        no_token = await _post(server, "cam0", sdp, token="")  # a session nobody could revoke
+        assert no_token.status_code == 400 and "token" in no_token.json()["detail"]
         limited = await _post(server, "cam0", sdp)
         assert limited.status_code == 429 and "max_viewers_per_camera" in limited.json()["detail"]
 
@@ -232,3 +265,87 @@ async def test_serve_live_needs_a_secret_and_takes_the_worker_options() -> None:
         assert server.settings.udp_ports == (41300, 41309)
     finally:
         await server.stop()
+
+
+# ------------------------------------------------------------------ the lean RTP send loop
+async def test_lean_sender_sends_what_aiortc_would_and_retransmits_as_rtx() -> None:
+    """camera_hub/live/sender.py on a real aiortc RTCRtpSender, its transport replaced by one that
+    records datagrams (SRTP left out, so they can be parsed): the payloads are aiortc's own
+    packetisation of each frame, the headers parse with aiortc's parser, the counters RTCP reads
+    move, and a NACKed packet comes back as RTX that aiortc's unwrap_rtx turns into the original."""
+    import os
+    from types import SimpleNamespace
+
+    import av
+    from aioice.ice import StunProtocol
+    from aiortc import RTCRtpSender
+    from aiortc.codecs.h264 import H264Encoder
+    from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters, RTCRtpParameters
+    from aiortc.rtp import HeaderExtensionsMap, RtpPacket, unwrap_rtx
+
+    from camera_hub.live.sender import install
+
+    sent: list[tuple[bytes, tuple[str, int]]] = []
+    protocol_ = StunProtocol(None)  # the selected pair's protocol: its socket records what is sent
+    protocol_.transport = SimpleNamespace(sendto=lambda data, addr: sent.append((data, addr)))
+    pair = SimpleNamespace(protocol=protocol_, remote_addr=("10.0.0.2", 5000))
+    transport = SimpleNamespace(state="connected", _tx_srtp=SimpleNamespace(protect=lambda d: d),
+                                transport=SimpleNamespace(_connection=SimpleNamespace(_nominated={1: pair})))
+    track = ViewerTrack()
+    sender = RTCRtpSender(track, transport)
+    ext_params = RTCRtpParameters(headerExtensions=[
+        RTCRtpHeaderExtensionParameters(id=4, uri="urn:ietf:params:rtp-hdrext:sdes:mid"),
+        RTCRtpHeaderExtensionParameters(id=3, uri="http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time")])
+    sender._RTCRtpSender__rtp_header_extensions_map.configure(ext_params)
+    sender._RTCRtpSender__mid = "0"
+    sender._RTCRtpSender__rtx_payload_type = 97
+    assert install(sender)
+    # an IDR with SPS/PPS in front (STAP-A) and a 5 kB slice (FU-A), then a small P slice
+    idr = b"".join(b"\x00\x00\x00\x01" + n for n in (b"\x67" + os.urandom(12), b"\x68" + os.urandom(4),
+                                                       b"\x65" + os.urandom(5000)))
+    p = b"\x00\x00\x00\x01\x41" + os.urandom(300)
+    frames = [Frame(idr, 0, True, 0.0), Frame(p, 9000, False, 0.0)]
+    expected = []
+    for f in frames:
+        pkt = av.Packet(f.data)
+        pkt.pts, pkt.time_base = f.ticks, Fraction(1, 90000)
+        expected.append(H264Encoder().pack(pkt)[0])
+    assert [list(f.payloads) for f in frames] == expected and len(expected[0]) >= 5  # STAP-A + 4 FU-A
+
+    task = asyncio.create_task(sender._run_rtp(RTCRtpCodecParameters(mimeType="video/H264", clockRate=90000,
+                                                                      payloadType=102)))
+    for f in frames:
+        track.put(f)
+    for _ in range(100):
+        if len(sent) == sum(map(len, expected)):
+            break
+        await asyncio.sleep(0.01)
+    ext_map = HeaderExtensionsMap()
+    ext_map.configure(ext_params)
+    packets = [RtpPacket.parse(data, ext_map) for data, _ in sent]
+    assert {addr for _, addr in sent} == {("10.0.0.2", 5000)}
+    assert [x.payload for x in packets] == [*expected[0], *expected[1]]
+    assert all(x.payload_type == 102 and x.ssrc == sender._ssrc and x.extensions.mid == "0"
+               and x.extensions.abs_send_time is not None for x in packets)
+    assert [x.sequence_number for x in packets] == [(packets[0].sequence_number + i) & 0xFFFF
+                                                    for i in range(len(packets))]
+    assert [x.marker for x in packets] == [0] * (len(expected[0]) - 1) + [1] + [0] * (len(expected[1]) - 1) + [1]
+    first, second = packets[0].timestamp, packets[-1].timestamp
+    assert (second - first) & 0xFFFFFFFF == 9000  # the viewer's stamps: 0, then the camera's spacing
+    assert sender._RTCRtpSender__packet_count == len(packets)
+    assert sender._RTCRtpSender__octet_count == sum(len(x.payload) for x in packets)
+
+    lost = packets[2]
+    sent.clear()
+    await sender._retransmit(lost.sequence_number)
+    await sender._retransmit((lost.sequence_number + 1000) & 0xFFFF)  # never sent: nothing
+    assert len(sent) == 1
+    rtx = RtpPacket.parse(sent[0][0], ext_map)
+    assert rtx.payload_type == 97 and rtx.ssrc == sender._rtx_ssrc and rtx.extensions.mid == "0"
+    original = unwrap_rtx(rtx, payload_type=102, ssrc=sender._ssrc)
+    assert (original.sequence_number, original.timestamp, original.marker, original.payload) == \
+        (lost.sequence_number, lost.timestamp, lost.marker, lost.payload)
+
+    track.stop()
+    await asyncio.wait_for(task, 5)
+    assert sender._RTCRtpSender__rtp_exited.is_set()

@@ -6,9 +6,11 @@ Skipped where namespaces cannot be made.
 One run (tests/live/ns_whep.py) checks: a viewer gets >= 30 decoded frames within 10 s, the first
 within one GOP + 1 s; H.264 only in the answer; DELETE ends the session on the worker; 401 without
 a token, 404 unknown camera, 415 not SDP, 503 a camera that is down; 16 viewers at once all get
-frames and a 17th of the same user gets 429 while another user still plays; every live view and
-stop is in the access audit stream, the refusals in the denied one. And Debian's headless Chromium
-plays a camera the same way (tests/live/ns_browser.py).
+frames and a 17th of the same user gets 429 while another user still plays; a trickle ICE viewer
+(offer without candidates, then PATCH) plays; a logout ends that token's live view (the viewer's
+peer connection closes, the session leaves Redis and the worker, no more frames) while another
+user's view goes on; every live view and stop is in the access audit stream, the refusals in the
+denied one. And Debian's headless Chromium plays a camera the same way (tests/live/ns_browser.py).
 """
 
 from __future__ import annotations
@@ -65,11 +67,25 @@ def test_whep_live_view_end_to_end(netns: None, tmp_path: Path, sim_cache_dir: P
     assert r["wall_delete_status"] == [200] * 17
     assert r["worker_sessions_end"] == 0 and r["user_sessions_left"] == 0
 
+    # trickle ICE: the answer's ETag, the PATCH taken (204), frames
+    assert r["trickle_status"] == 201 and r["trickle_etag"] and r["trickle_patch_status"] == 204
+    assert r["trickle_30_frames"] and r["trickle_delete_status"] == 200
+
+    # a logout ends the live view opened with that token, at the worker's next refresh (every 5 s;
+    # the bound below only has to tell it from ICE consent expiry, 30 s), and only that one
+    assert r["revoke_open_status"] == [201, 201] and r["revoke_both_playing"] and r["logout_status"] == 204
+    assert r["revoked_pc_state"] in ("closed", "failed"), r["revoked_after_s"]
+    assert r["revoked_user_sessions"] == 0 and r["revoked_worker_sessions"] == 1
+    assert r["revoked_frames_after"] == 0
+    assert r["stayer_pc_state"] == "connected" and r["stayer_frames_after"] > 0
+    assert r["revoked_delete_status"] == 401 and r["stayer_delete_status"] == 200
+
     # audit: every live view and stop (access stream), refusals (denied stream)
     views = [e for e in r["audit_access"] if e["action"] == "live_view"]
-    assert len(views) == 18 and all(e["result"] == "ok" and e["detail"].startswith("session=") for e in views)
-    assert {(e["actor"], e["target"]) for e in views} == {("viewer", "cam1"), ("operator", "cam2")}
-    assert len([e for e in r["audit_access"] if e["action"] == "live_stop"]) == 18
+    assert len(views) == 21 and all(e["result"] == "ok" and e["detail"].startswith("session=") for e in views)
+    assert {(e["actor"], e["target"]) for e in views} == {("viewer", "cam1"), ("operator", "cam2"),
+                                                          ("viewer", "cam2"), ("leaver", "cam1"), ("operator", "cam1")}
+    assert len([e for e in r["audit_access"] if e["action"] == "live_stop"]) == 20
     denied = {(e["target"], e["result"], e["detail"][:3]) for e in r["audit_denied"]}
     assert ("ghost", "rejected", "503") in denied and ("cam2", "limited", "429") in denied
 

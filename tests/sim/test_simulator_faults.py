@@ -149,3 +149,22 @@ async def test_no_keyframes_withholds_idr_frames(server) -> None:
     during, after = await asyncio.to_thread(nal_types, 2.5, True)
     assert 1 in during and 5 not in during and 7 not in during  # P slices only, no IDR, no SPS
     assert 5 in after
+
+
+async def test_credentials_fault_refuses_the_right_password_until_cleared(sim_server_factory) -> None:
+    """A password changed at the camera: every request gets 401 (the configured password included),
+    other cameras are untouched, and ``clear`` restores it."""
+    server = await sim_server_factory([SimCameraSpec("cam-1", "smoke"), SimCameraSpec("cam-2", "smoke")],
+                                      credentials=("admin", "s3cret!"), **SMALL)
+
+    def describe_status(camera_id: str) -> int:
+        with RtspClient(server.url(camera_id)) as c:
+            return c.request("DESCRIBE").status
+
+    assert await asyncio.to_thread(describe_status, "cam-1") == 200
+    server.fault("cam-1", "credentials", 30)
+    assert server.fault_of("cam-1") == "credentials"
+    assert await asyncio.to_thread(describe_status, "cam-1") == 401
+    assert await asyncio.to_thread(describe_status, "cam-2") == 200
+    server.fault("cam-1", "clear")
+    assert await asyncio.to_thread(describe_status, "cam-1") == 200

@@ -81,6 +81,15 @@ class TamperState:
             return "moved"
         return ""
 
+    def reference(self) -> tuple[np.ndarray, float] | None:
+        """The learned reference (grey, sharpness), once there is one: a worker that takes the
+        camera over adopts it instead of learning its own from a view that may be tampered now."""
+        return None if self._ref_grey is None else (self._ref_grey.copy(), self._ref_sharp)
+
+    def adopt_reference(self, grey: np.ndarray, sharpness: float) -> None:
+        self._ref_grey, self._ref_sharp = grey.astype(np.float32), float(sharpness)
+        self._learning.clear()
+
     def _learn(self, s: FrameStats) -> None:
         if self._ref_grey is None:
             self._learning.append(s)

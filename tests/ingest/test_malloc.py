@@ -1,0 +1,39 @@
+"""camera_hub.malloc: with the worker's malloc settings, freed frame-sized blocks go back to the
+system; with glibc's defaults, once a large block was freed, they stay in the heap (the growth the
+soak benchmark measured). Two fresh interpreters, the same allocation pattern, resident memory
+compared in one run."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PATTERN = """
+import re, sys, numpy as np
+if sys.argv[1] == "tuned":
+    from camera_hub.malloc import tune_malloc
+    assert tune_malloc()
+big = np.ones(16 << 20, np.uint8); del big  # freed: glibc raises its mmap threshold to 16 MB
+frames = [np.ones(700_000, np.uint8) for _ in range(200)]  # 140 MB of 360p-frame-sized blocks
+keep = frames[-1]; del frames  # all freed but the newest, as the analysis frees samples
+print(int(re.search(r"VmRSS:\\s+(\\d+)", open("/proc/self/status").read())[1]) // 1024)
+"""
+
+
+def rss_after(mode: str) -> int:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    out = subprocess.run([sys.executable, "-c", PATTERN, mode], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=60, check=True)
+    return int(out.stdout)
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the settings are glibc's")
+def test_freed_frames_are_returned_with_the_worker_settings() -> None:
+    plain, tuned = rss_after("plain"), rss_after("tuned")
+    assert plain - tuned > 80, f"resident after the frees: {plain} MB by default, {tuned} MB tuned"
