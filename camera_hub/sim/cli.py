@@ -53,6 +53,7 @@ def sim(
     credentials from the cameras' URLs. Scenes are encoded once (progress shown) and cached."""
     import asyncio
     import logging
+    import signal
 
     from camera_hub.config import ConfigError, load_config
     from camera_hub.redact import mask_url, setup_logging
@@ -87,6 +88,13 @@ def sim(
                        progress=progress)
 
     async def run() -> None:
+        # SIGINT and SIGTERM stop it through the loop: as a container's PID 1 SIGTERM has no default
+        # action, and a parent that ignores SIGINT would pass that on (Python then never raises
+        # KeyboardInterrupt)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
         n_scenes = len({s.scene for s in specs})
         typer.echo(f"preparing {len(specs)} cameras, {n_scenes} scenes (encodes are cached after the first run)")
         await server.start()
@@ -101,14 +109,12 @@ def sim(
             if server.control_port is not None:
                 typer.echo(f"control API: http://{host}:{server.control_port}/cameras (faults, log, ground truth)")
             typer.echo("Ctrl-C to stop", err=False)
-            await asyncio.Event().wait()
+            await stop.wait()
         finally:
             await server.stop()
 
-    try:
-        asyncio.run(run())
-    except KeyboardInterrupt:
-        typer.echo("stopped")
+    asyncio.run(run())
+    typer.echo("stopped")
 
 
 def register(app: typer.Typer) -> None:
