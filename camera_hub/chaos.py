@@ -310,15 +310,20 @@ class Chaos:
                 then(got)
         self.measuring.append(asyncio.create_task(go()))
 
-    async def kill_worker(self, entry: dict) -> None:
-        before = await self.states(sorted(self.run.system.live))
-        mine = sorted(c for c, st in before.items() if st.worker == "demo-1" and st.state in COVERING)
-        child = self.run.sup.latest("worker1")
+    async def crash(self, name: str) -> float:
+        """SIGKILL the child ``name``, wait for it, cut the feed recorder's stream; the time it died."""
+        child = self.run.sup.latest(name)
         assert child.proc is not None
         child.proc.send_signal(signal.SIGKILL)
         await child.proc.wait()
         t0 = time.time()
         self.recorder.cut()
+        return t0
+
+    async def kill_worker(self, entry: dict) -> None:
+        before = await self.states(sorted(self.run.system.live))
+        mine = sorted(c for c, st in before.items() if st.worker == "demo-1" and st.state in COVERING)
+        t0 = await self.crash("worker1")
         entry.update(cameras=len(mine), down_s=WORKER_DOWN_S)
         self.measure(entry, "delivering_again_s", lambda: self.delivering(mine, t0), t0)
         await asyncio.sleep(WORKER_DOWN_S)
@@ -342,12 +347,7 @@ class Chaos:
 
     async def restart_redis(self, entry: dict) -> None:
         entry["alerts_before"] = await self.alerts_stored()
-        child = self.run.sup.latest("redis")
-        assert child.proc is not None
-        child.proc.send_signal(signal.SIGKILL)
-        await child.proc.wait()
-        t0 = time.time()
-        self.recorder.cut()
+        t0 = await self.crash("redis")
         entry["down_s"] = REDIS_DOWN_S
         await asyncio.sleep(REDIS_DOWN_S)
         await wait_redis(self.redis_url, await self.run.sup.restart("redis"), limit_s=60)
@@ -370,12 +370,7 @@ class Chaos:
     async def restart_sim(self, entry: dict) -> None:
         run = self.run
         before = await run.ground_truth()
-        child = run.sup.latest("sim")
-        assert child.proc is not None
-        child.proc.send_signal(signal.SIGKILL)
-        await child.proc.wait()
-        t0 = time.time()
-        self.recorder.cut()
+        t0 = await self.crash("sim")
         self.truth_parts.append(cut_truth(before, t0))
         new = await run.sup.restart("sim")
         await wait_http(f"{run.control}/cameras", 300, "the restarted simulator", new)
