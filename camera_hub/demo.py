@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import secrets
 import shutil
@@ -364,11 +365,24 @@ async def run_demo(opts: DemoOptions, ready: asyncio.Event | None = None) -> int
                 await remove_demo_login(system.cfg, opts.user)
 
 
+CAMERAS_PER_WORKER = 500  # one worker process's share on a 2-core machine (benchmarks/README.md, City scale)
+
+
+def default_workers(cameras: int, cores: int | None = None) -> int:
+    """One worker process per CAMERAS_PER_WORKER live cameras, at most one per core: a worker's
+    Python threads share one GIL, so a second process on the second core more than doubled the
+    analysis at 1,004 cameras; more processes than cores only add their memory."""
+    cores = cores or os.cpu_count() or 1
+    return max(1, min(cores, math.ceil(cameras / CAMERAS_PER_WORKER)))
+
+
 def demo(
     config: Path = typer.Option(None, "--config", help=paths.CONFIG_HELP, show_default=False),
     cameras: int = typer.Option(1000, "--cameras", min=1,
                                  help="Community cameras served live (plus the 4 lookouts); default: all of them."),
-    workers: int = typer.Option(1, "--workers", min=1, help="Ingest worker processes."),
+    workers: int = typer.Option(None, "--workers", min=1, show_default=False,
+                                help="Ingest worker processes; default: one per 500 live cameras, at most one "
+                                     "per core (each has its own GIL: docs/operations.md, Sizing)."),
     port: int = typer.Option(8080, "--port", help="API and operator page port."),
     redis_url: str = typer.Option(None, "--redis-url", envvar="CAMERA_HUB_REDIS_URL",
                                   help="Use this Redis instead of starting a private one."),
@@ -379,7 +393,8 @@ def demo(
     """Run the whole system on the demo city: simulator, worker(s), API and operator page."""
     config = paths.cli_config(config)
     paths.cli_models(models, exit_code=1)
-    opts = DemoOptions(config=config, cameras=cameras, workers=workers, api_port=port, redis_url=redis_url,
+    opts = DemoOptions(config=config, cameras=cameras, workers=workers or default_workers(cameras), api_port=port,
+                       redis_url=redis_url,
                        data_dir=data_dir, open_browser=not no_browser, models=models)
     raise typer.Exit(asyncio.run(run_demo(opts)))
 

@@ -335,16 +335,16 @@ def worker_stats(data: Path, worker: int = 1) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-async def run_e2e(cameras: int, seconds: float, *, data_dir: Path | None = None,
+async def run_e2e(cameras: int, seconds: float, *, data_dir: Path | None = None, workers: int = 1,
                   say: Callable[[str], None] = print, probe: Probe | None = None) -> dict:
     """Run the demo city for ``seconds`` after it is up, with ``cameras`` live community cameras
-    (plus the lookouts); return the scores, the coverage check and a few health figures. ``probe``
-    (system, supervisor, time up) runs beside the scoring period; its result and the worker's
-    counters at exit (``--stats-json``) are returned too."""
+    (plus the lookouts) on ``workers`` worker processes; return the scores, the coverage check and
+    a few health figures. ``probe`` (system, supervisor, time up) runs beside the scoring period;
+    its result and the workers' counters at exit (``--stats-json``, merged) are returned too."""
     data = data_dir or Path(tempfile.mkdtemp(prefix="e2e-"))
     probed: asyncio.Task[dict] | None = None
     try:
-        async with open_run(cameras, data, say=say) as run:
+        async with open_run(cameras, data, workers=workers, say=say) as run:
             if probe is not None:
                 probed = asyncio.create_task(probe(run.system, run.sup, run.t_up))
             outage = asyncio.create_task(scripted_outage(run.system.control_port, run.cut, OUTAGE_AFTER_S,
@@ -358,7 +358,30 @@ async def run_e2e(cameras: int, seconds: float, *, data_dir: Path | None = None,
     finally:
         if probed is not None and not probed.done():
             probed.cancel()
-    return {"probe": probe_result, "worker_stats": worker_stats(data), **got.result}
+    stats = [st for i in range(workers) if (st := worker_stats(data, i + 1)) is not None]
+    return {"probe": probe_result, "worker_stats": merge_stats(stats), "workers": workers, **got.result}
+
+
+def merge_stats(stats: list[dict]) -> dict | None:
+    """Several workers' counters as one: counts and bytes added up, the planner's intervals pooled,
+    its rates added up and its timings averaged."""
+    if len(stats) <= 1:
+        return stats[0] if stats else None
+    out: dict = {"worker": ",".join(str(st.get("worker")) for st in stats)}
+    for key in ("cameras", "samples", "dropped", "reconnects"):
+        out[key] = sum(st.get(key) or 0 for st in stats)
+    out["memory_bytes"] = {k: sum(st.get("memory_bytes", {}).get(k, 0) for st in stats)
+                           for k in stats[0].get("memory_bytes", {})}
+    plans = [st["analysis"] for st in stats if "analysis" in st]
+    if plans:
+        out["analysis"] = {
+            **{k: round(sum(p[k] for p in plans), 1) for k in ("rate", "armed", "budget", "starved")},
+            **{k: round(sum(p[k] for p in plans) / len(plans), 2) for k in ("batch", "wait_s", "cycle_s")},
+            **{k: [x for p in plans for x in p[k]] for k in ("intervals_hot", "intervals_idle")}}
+    evidence = [st["evidence"] for st in stats if "evidence" in st]
+    if evidence:
+        out["evidence"] = {k: sum(e[k] for e in evidence) for k in evidence[0]}
+    return out
 
 
 def format_report(result: dict) -> str:

@@ -10,6 +10,7 @@ when it has 80 classes).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -61,6 +62,7 @@ class OnnxDetector:
         self.input_size = session.input_size
         self.thresholds = thresholds  # per class
         self.nms_iou = nms_iou
+        self._local = threading.local()  # per-thread input buffer: detect() may run on several
 
     def threshold(self, label: str) -> float:
         return float(self.thresholds[self.labels.index(label)]) if label in self.labels else 1.0
@@ -70,11 +72,20 @@ class OnnxDetector:
         if not frames:
             return []
         size = self.input_size
-        prepped = [self.format.preprocess(f, size) for f in frames]
-        batch = np.stack([p[0] for p in prepped])
+        batch = self._batch(len(frames))
+        tfs = [self.format.preprocess(f, size, batch[i])[1] for i, f in enumerate(frames)]
         raws = self.format.decode(self.session.run(batch), size)
         thr = self.thresholds if min_score is None else np.minimum(self.thresholds, min_score)
-        return [self._finish(raw.boxes, raw.scores, tf, thr) for raw, (_, tf) in zip(raws, prepped, strict=True)]
+        return [self._finish(raw.boxes, raw.scores, tf, thr) for raw, tf in zip(raws, tfs, strict=True)]
+
+    def _batch(self, n: int) -> np.ndarray:
+        """The input batch [n, 3, h, w]: a view of a buffer kept per thread and grown to the
+        largest batch seen, so a detect allocates no model-sized arrays (see fit_into)."""
+        buf = getattr(self._local, "batch", None)
+        if buf is None or len(buf) < n:
+            w, h = self.input_size
+            buf = self._local.batch = np.empty((n, 3, h, w), np.float32)
+        return buf[:n]
 
     def _finish(self, boxes: np.ndarray, scores: np.ndarray, tf, thr: np.ndarray) -> list[Detection]:
         cls = scores.argmax(axis=1)

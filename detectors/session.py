@@ -152,4 +152,6 @@ class OnnxSession:
         """Outputs by name for a batch [B, C, H, W]; chunks of ``max_batch``, or one by one."""
         step = 1 if self.batching == "per-item" else self.max_batch
         parts = [self._session.run(None, {self.input_name: batch[i:i + step]}) for i in range(0, len(batch), step)]
+        if len(parts) == 1:
+            return dict(zip(self.output_names, parts[0], strict=True))
         return {n: np.concatenate([p[k] for p in parts]) for k, n in enumerate(self.output_names)}

@@ -166,7 +166,8 @@ class Worker:
                                "analysis_state": state() if state else 0}
         if self.planner is not None:
             p = self.planner
-            out["analysis"] = {"rate": round(p.rate, 1), "armed": p.armed_total, "wait_s": round(p.wait_s, 2),
+            out["analysis"] = {"rate": round(p.rate, 1), "batch": round(p.batch, 1), "armed": p.armed_total,
+                               "wait_s": round(p.wait_s, 2),
                                "cycle_s": round(p.cycle_s, 2), "budget": p.budget(),
                                "starved": p.starvation(time.time()).starved,
                                "intervals_hot": [round(x, 2) for x in p.intervals(hot=True)],
@@ -381,7 +382,7 @@ class Worker:
                     self.evidence.update(s.camera_id, hot, now)
         if self.planner is not None and detector_lane:
             self.planner.batch_done(sum(1 for s in batch if self.consumer.detects(s.camera_id)),  # type: ignore[attr-defined]
-                                    busy)
+                                    busy, full=len(batch) >= self.batch_size)
 
     async def _consume_loop(self) -> None:
         """Up to the consumer's ``pipeline`` batches at once (the analysis consumer's detector and

@@ -41,8 +41,10 @@ class ModelFormat(Protocol):
     def num_classes(io: ModelIO) -> int: ...
 
     @staticmethod
-    def preprocess(frame: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, Transform]:
-        """BGR frame → CHW float32 input and the transform that maps boxes back."""
+    def preprocess(frame: np.ndarray, size: tuple[int, int],
+                   out: np.ndarray | None = None) -> tuple[np.ndarray, Transform]:
+        """BGR frame → CHW float32 input (written into ``out`` when given, a [3, h, w] view of
+        the detector's batch buffer) and the transform that maps boxes back."""
         ...
 
     @staticmethod

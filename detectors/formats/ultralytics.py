@@ -9,7 +9,7 @@ from typing import ClassVar
 import numpy as np
 
 from detectors.formats.base import ModelIO, Raw, dims, grid_rows
-from detectors.preprocess import Transform, letterbox, to_chw
+from detectors.preprocess import Transform, fill_input
 
 STRIDES = (8, 16, 32)
 
@@ -43,9 +43,9 @@ class UltralyticsFormat:
         return [str(n) for n in names] if isinstance(names, list) else None
 
     @staticmethod
-    def preprocess(frame: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, Transform]:
-        img, tf = letterbox(frame, size, fill=114, centre=True)
-        return to_chw(img, rgb=True, scale=1 / 255), tf
+    def preprocess(frame: np.ndarray, size: tuple[int, int],
+                   out: np.ndarray | None = None) -> tuple[np.ndarray, Transform]:
+        return fill_input(frame, size, out, fill=114, centre=True, rgb=True, scale=1 / 255)
 
     @staticmethod
     def decode(outputs: dict[str, np.ndarray], size: tuple[int, int]) -> list[Raw]:

@@ -7,7 +7,7 @@ from typing import ClassVar
 import numpy as np
 
 from detectors.formats.base import ModelIO, Raw, dims, grid_cells, grid_rows
-from detectors.preprocess import Transform, letterbox, to_chw
+from detectors.preprocess import Transform, fill_input
 
 STRIDES = (8, 16, 32)
 
@@ -27,10 +27,10 @@ class YoloxFormat:
         return int(next(iter(io.outputs.values()))[-1]) - 5
 
     @staticmethod
-    def preprocess(frame: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, Transform]:
+    def preprocess(frame: np.ndarray, size: tuple[int, int],
+                   out: np.ndarray | None = None) -> tuple[np.ndarray, Transform]:
         # BGR, top-left paste on a 114 canvas, raw 0..255 (as YOLOX was trained)
-        img, tf = letterbox(frame, size, fill=114, centre=False)
-        return to_chw(img, rgb=False), tf
+        return fill_input(frame, size, out, fill=114)
 
     @staticmethod
     def decode(outputs: dict[str, np.ndarray], size: tuple[int, int]) -> list[Raw]:

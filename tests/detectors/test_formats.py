@@ -14,7 +14,7 @@ from detectors.formats.nanodet import NanodetFormat
 from detectors.formats.ultralytics import UltralyticsFormat
 from detectors.formats.yolox import YoloxFormat
 from detectors.manifest import ModelError
-from detectors.preprocess import letterbox
+from detectors.preprocess import fill_input
 
 
 def test_yolox_decode_one_cell():
@@ -67,8 +67,8 @@ def test_recognise_from_shapes(outputs, size, want):
 
 def test_letterbox_round_trip():
     frame = np.zeros((1080, 1920, 3), np.uint8)
-    img, tf = letterbox(frame, (416, 416), centre=True)
-    assert img.shape == (416, 416, 3)
+    img, tf = fill_input(frame, (416, 416), None, centre=True)
+    assert img.shape == (3, 416, 416)
     box = np.array([[0, tf.pad_y, 416, 416 - tf.pad_y]], np.float32)
     np.testing.assert_allclose(tf.to_frame(box), [[0, 0, 1920, 1080]], atol=1.0)
 

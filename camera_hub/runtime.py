@@ -1,4 +1,6 @@
-"""glibc malloc settings for the worker process, applied at its start.
+"""Process settings of the worker: glibc's malloc and Python's garbage collector.
+
+**malloc.**
 
 A worker allocates a 0.7 MB BGR frame per sample on its reactor thread and frees it on the
 event loop or the detector thread, among ~300 other threads. With glibc's defaults that pattern
@@ -7,13 +9,25 @@ block is freed the mmap threshold rises to its size, so later frames come from t
 and their freed space is kept rather than returned. In the soak benchmark (300 cameras, faults
 cycling) the worker's resident memory grew by ~20 MB a minute with the defaults; with these
 settings it stayed flat (benchmarks/README.md, Soak). Same effect as starting the process with
-``MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072``; an environment that sets those wins.
+``MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072``; an environment that sets those wins. With
+the threshold fixed, a temporary of 128 KiB or more is a fresh mapping (and its page faults)
+every time: the code on the hot paths reuses its buffers instead (the detector's input batch,
+the reactor's reads).
+
+**Garbage collector.** The packet rings hold ~100,000 packet objects at 1,000 cameras, all
+tracked by the cyclic collector, and they churn (each lives ~10 s), so with CPython's default
+thresholds (700, 10, 10) a full collection ran every ~6 s, each holding the GIL for ~0.3 s, and
+collections took ~9 % of a core in all (measured at 1,004 cameras, benchmarks/README.md, City
+scale). Little in the worker makes reference cycles, so the first threshold is raised ~30 times
+(a young collection every 20,000 allocations: cyclic garbage stays bounded) and what the
+start-up loaded (modules, config, model) is frozen out of the collections.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import logging
 import os
 
@@ -43,3 +57,14 @@ def tune_malloc() -> bool:
     if not ok:
         log.warning("mallopt refused the worker's malloc settings; memory may fragment over time")
     return ok
+
+
+GC_THRESHOLDS = (20_000, 10, 10)  # allocations less deallocations before a young collection; CPython's: 700
+
+
+def tune_gc() -> None:
+    """Raise the collector's thresholds and freeze what exists now (call once the process has
+    loaded what it keeps for its life, before the cameras start)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)

@@ -1,4 +1,4 @@
-"""camera_hub.malloc: with the worker's malloc settings, freed frame-sized blocks go back to the
+"""camera_hub.runtime: with the worker's malloc settings, freed frame-sized blocks go back to the
 system; with glibc's defaults, once a large block was freed, they stay in the heap (the growth the
 soak benchmark measured). Two fresh interpreters, the same allocation pattern, resident memory
 compared in one run."""
@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 PATTERN = """
 import re, sys, numpy as np
 if sys.argv[1] == "tuned":
-    from camera_hub.malloc import tune_malloc
+    from camera_hub.runtime import tune_malloc
     assert tune_malloc()
 big = np.ones(16 << 20, np.uint8); del big  # freed: glibc raises its mmap threshold to 16 MB
 frames = [np.ones(700_000, np.uint8) for _ in range(200)]  # 140 MB of 360p-frame-sized blocks
@@ -37,3 +37,28 @@ def rss_after(mode: str) -> int:
 def test_freed_frames_are_returned_with_the_worker_settings() -> None:
     plain, tuned = rss_after("plain"), rss_after("tuned")
     assert plain - tuned > 80, f"resident after the frees: {plain} MB by default, {tuned} MB tuned"
+
+
+GC_PATTERN = """
+import gc, sys
+from camera_hub.runtime import tune_gc
+keep = [[i] for i in range(200_000)]  # long-lived tracked objects (modules, config, rings)
+if sys.argv[1] == "tuned":
+    tune_gc()
+before = gc.get_stats()[2]["collections"]
+more = [[i] for i in range(1_000_000)]  # a million more tracked objects kept (packets coming in)
+print(gc.get_stats()[2]["collections"] - before)
+"""
+
+
+def test_the_worker_gc_settings_make_full_collections_rare() -> None:
+    """With the default thresholds a million new tracked objects (a minute of packets coming into
+    the rings at 1,000 cameras) set off full collections that walk every object; with the
+    worker's, none."""
+    def run(mode: str) -> int:
+        out = subprocess.run([sys.executable, "-c", GC_PATTERN, mode], cwd=REPO, capture_output=True, text=True,
+                             timeout=120, check=True)
+        return int(out.stdout)
+
+    plain, tuned = run("plain"), run("tuned")
+    assert plain >= 3 and tuned == 0, f"full collections: {plain} by default, {tuned} tuned"
