@@ -48,6 +48,8 @@ from camera_hub.live.sender import install as install_lean_sender
 
 log = logging.getLogger(__name__)
 
+DELETED = "deleted"  # why a session ended when its owner DELETEd it (through the API, which audits it)
+
 MAX_HEAD_BYTES = 16 * 1024
 MAX_BODY_BYTES = 64 * 1024  # an SDP offer is a few KiB
 REQUEST_TIMEOUT_S = 10.0
@@ -384,6 +386,12 @@ class LiveServer:
         if self.redis is not None:
             with contextlib.suppress(Exception):
                 await self.redis.zrem(protocol.user_key(self.prefix, sess.user), session_id)
+            if why != DELETED:  # the API audits a DELETE itself; every other end is the worker's to say
+                with contextlib.suppress(Exception):
+                    await self.redis.xadd(protocol.access_audit_key(self.prefix), {
+                        "at": repr(time.time()), "actor": sess.user, "action": "live_stop",
+                        "target": sess.camera_id, "client": f"worker {self.worker_id}", "result": "ok",
+                        "detail": f"session {session_id}: {why}"[:500]}, maxlen=protocol.AUDIT_MAXLEN, approximate=True)
         log.debug("live session %s on %s ended: %s", session_id, sess.camera_id, why)
         return True
 
@@ -473,7 +481,7 @@ class LiveServer:
             sess = self.sessions.get(session_id)
             if sess is None or sess.camera_id != camera_id:
                 raise HttpError(404, "no such session")
-            await self.close_session(session_id, "deleted")
+            await self.close_session(session_id, DELETED)
             return 200, "application/json", b"{}", {}
         raise HttpError(405, "POST, PATCH or DELETE")
 

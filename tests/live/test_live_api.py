@@ -208,6 +208,11 @@ async def test_revoked_tokens_end_their_live_views_at_the_next_refresh(live: Liv
         for n in ("rv_logout", "rv_expiry", "rv_removed", "rv_demoted"):
             assert sids[n] not in worker.sessions, n
             assert await r.zscore(protocol.user_key(live.prefix, n), sids[n]) is None, n
+        stops = {e["actor"]: e for e in await _audit(live, "access") if e["action"] == "live_stop"}
+        for n in ("rv_logout", "rv_expiry", "rv_removed", "rv_demoted"):  # the worker's end, audited
+            assert stops[n]["target"] == "cam0" and stops[n]["detail"] == f"session {sids[n]}: token revoked", n
+            assert stops[n]["client"] == f"worker {worker.worker_id}", n
+        assert "rv_other" not in stops
         assert sids["rv_other"] in worker.sessions and kept in worker.sessions
         assert await r.zscore(protocol.user_key(live.prefix, "rv_other"), sids["rv_other"]) is not None
         assert await r.zscore(protocol.user_key(live.prefix, "rv_logout"), kept) is not None
