@@ -37,6 +37,8 @@ from fastapi import HTTPException, Request, Security, status
 from fastapi.security import APIKeyCookie, HTTPBearer
 from redis.asyncio import Redis
 
+from camera_hub.live.protocol import revoked_channel
+
 Role = Literal["viewer", "operator", "analyst", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "operator", "analyst", "admin")
 COOKIE = "ch_session"
@@ -256,12 +258,18 @@ class Auth:
         """Delete the user's listed tokens (tokens not listed die anyway: their epoch is stale)."""
         digests = [_s(d) for d in await self.redis.smembers(self._tokens_key(name))]
         if not digests:
+            await self._revoked()  # an epoch change still ends what its old tokens opened
             return 0
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.delete(*[self._token_key(d) for d in digests])
             pipe.delete(self._tokens_key(name))
             gone, _ = await pipe.execute()
+        await self._revoked()
         return int(gone)
+
+    async def _revoked(self) -> None:
+        """Tell the workers: live views opened with a revoked token end now, not at their next refresh."""
+        await self.redis.publish(revoked_channel(self.prefix), "1")
 
     async def user(self, name: str) -> dict[str, str] | None:
         raw = await self.redis.hgetall(self._user_key(name))
@@ -298,6 +306,7 @@ class Auth:
 
     async def revoke(self, digest: str) -> None:
         await self.redis.delete(self._token_key(digest))
+        await self._revoked()
 
     def _fail_keys(self, name: str, client: str) -> list[str]:
         base = f"{self.prefix}auth:fail"

@@ -114,6 +114,13 @@ def account_key(prefix: str, user: str) -> str:
     return f"{prefix}auth:user:{user}"
 
 
+def revoked_channel(prefix: str) -> str:
+    """Pub/sub channel the API publishes on when it revokes tokens (logout, a role or password
+    change, a removed user): each worker checks its sessions at once instead of at its next
+    refresh. The message carries nothing; the check reads Redis as the refresh does."""
+    return f"{prefix}live:revoked"
+
+
 def access_audit_key(prefix: str) -> str:
     """The access audit stream (``Auth.stream_key("access")``), where a worker writes the
     ``live_stop`` of a view it ended itself."""

@@ -158,6 +158,7 @@ class LiveServer:
         self.url = ""
         self._server: asyncio.base_events.Server | None = None
         self._refresher: asyncio.Task[None] | None = None
+        self._recheck = asyncio.Event()  # set when the API publishes a revocation: refresh now
         self._tasks: set[asyncio.Task[Any]] = set()
         self._refresh = redis.register_script(protocol.REFRESH) if redis is not None else None
         self._ice_class = ice_connection_class(settings.udp_ports)
@@ -209,12 +210,34 @@ class LiveServer:
                                  px=protocol.ADDRESS_TTL_MS)
 
     async def _refresh_loop(self) -> None:
+        """Every REFRESH_S, and at once when the API says it revoked tokens (a burst of
+        revocations is one refresh)."""
+        listener = asyncio.create_task(self._revocations(), name="live-revocations")
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._recheck.wait(), protocol.REFRESH_S)
+                self._recheck.clear()
+                try:
+                    await self.refresh()
+                except Exception as exc:  # noqa: BLE001 - Redis away: keep serving, try again
+                    log.warning("live view refresh failed: %s", type(exc).__name__)
+        finally:
+            listener.cancel()
+
+    async def _revocations(self) -> None:
+        if self.redis is None:
+            return
         while True:
-            await asyncio.sleep(protocol.REFRESH_S)
             try:
-                await self.refresh()
-            except Exception as exc:  # noqa: BLE001 - Redis away: keep serving, try again
-                log.warning("live view refresh failed: %s", type(exc).__name__)
+                async with self.redis.pubsub(ignore_subscribe_messages=True) as ps:
+                    await ps.subscribe(protocol.revoked_channel(self.prefix))
+                    async for _ in ps.listen():
+                        if self.sessions:
+                            self._recheck.set()
+            except Exception as exc:  # noqa: BLE001 - Redis away: the periodic refresh still runs
+                log.debug("live view: revocation channel lost (%s); resubscribing", type(exc).__name__)
+                await asyncio.sleep(protocol.REFRESH_S)
 
     async def refresh(self) -> None:
         """Keep the address and the sessions listed; end the sessions that must end."""

@@ -5,6 +5,7 @@ no media flows (that is tests/live/test_live_whep.py, in a network namespace).""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -319,3 +320,36 @@ async def test_trickle_ice_patch_adds_the_viewers_candidates(live: Live, worker:
         for s in socks:
             s.close()
         await worker.close_session(sid, "test over")
+
+
+async def test_a_logout_ends_its_live_view_at_once(live: Live, worker: LiveServer) -> None:
+    """The API publishes each revocation; the worker checks its sessions then, not at its next
+    5 s refresh: the view opened with the logged-out token is gone well within a refresh."""
+    import redis.asyncio as aioredis
+
+    from camera_hub.api.auth import create_user
+
+    r = aioredis.from_url(REDIS_URL)
+    try:
+        token = await create_user(r, live.prefix, "rv_push", "viewer")
+    finally:
+        await r.aclose()
+    worker._refresher = asyncio.create_task(worker._refresh_loop())  # the fixture stopped it; stop() ends it
+    await asyncio.sleep(0.5)  # subscribed
+    async with httpx.AsyncClient(timeout=20) as c:
+        resp = await c.post(f"{live.url}/api/v1/cameras/cam0/whep", content=(await offer()).encode(),
+                            headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"})
+        assert resp.status_code == 201, resp.text
+        sid = resp.headers["location"].rsplit("/", 1)[1]
+        assert sid in worker.sessions
+        t0 = time.monotonic()
+        out = await c.post(f"{live.url}/api/v1/auth/logout", headers={"Authorization": f"Bearer {token}"})
+        assert out.status_code == 204
+    for _ in range(int((protocol.REFRESH_S + 2) / 0.05)):  # past a refresh: the periodic one would end it too
+        if sid not in worker.sessions:
+            break
+        await asyncio.sleep(0.05)
+    took = time.monotonic() - t0
+    assert sid not in worker.sessions and took < 2.0, f"ended after {took:.2f} s (refresh every {protocol.REFRESH_S} s)"
+    stops = [e for e in await _audit(live, "access") if e["action"] == "live_stop" and e["actor"] == "rv_push"]
+    assert stops and stops[-1]["detail"] == f"session {sid}: token revoked"

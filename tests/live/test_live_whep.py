@@ -71,8 +71,9 @@ def test_whep_live_view_end_to_end(netns: None, tmp_path: Path, sim_cache_dir: P
     assert r["trickle_status"] == 201 and r["trickle_etag"] and r["trickle_patch_status"] == 204
     assert r["trickle_30_frames"] and r["trickle_delete_status"] == 200
 
-    # a logout ends the live view opened with that token, at the worker's next refresh (every 5 s;
-    # the bound below only has to tell it from ICE consent expiry, 30 s), and only that one
+    # a logout ends the live view opened with that token at once (the API publishes the revocation;
+    # the worker's 5 s refresh is the fallback; the bound in the scenario only has to tell it from
+    # ICE consent expiry, 30 s), and only that one
     assert r["revoke_open_status"] == [201, 201] and r["revoke_both_playing"] and r["logout_status"] == 204
     assert r["revoked_pc_state"] in ("closed", "failed"), r["revoked_after_s"]
     assert r["revoked_user_sessions"] == 0 and r["revoked_worker_sessions"] == 1
@@ -85,7 +86,10 @@ def test_whep_live_view_end_to_end(netns: None, tmp_path: Path, sim_cache_dir: P
     assert len(views) == 21 and all(e["result"] == "ok" and e["detail"].startswith("session=") for e in views)
     assert {(e["actor"], e["target"]) for e in views} == {("viewer", "cam1"), ("operator", "cam2"),
                                                           ("viewer", "cam2"), ("leaver", "cam1"), ("operator", "cam1")}
-    assert len([e for e in r["audit_access"] if e["action"] == "live_stop"]) == 20
+    stops = [e for e in r["audit_access"] if e["action"] == "live_stop"]
+    assert len(stops) == 21  # every view's end: 20 DELETEs, and the revoked one's, written by its worker
+    (ended,) = [e for e in stops if e["client"].startswith("worker ")]
+    assert ended["actor"] == "leaver" and ended["detail"].endswith(": token revoked")
     denied = {(e["target"], e["result"], e["detail"][:3]) for e in r["audit_denied"]}
     assert ("ghost", "rejected", "503") in denied and ("cam2", "limited", "429") in denied
 
