@@ -45,8 +45,8 @@ def route(server: SimServer, method: str, target: str, body: bytes) -> tuple[int
             since = max(0, int(parse_qs(parts.query).get("since", ["0"])[0]))
         except ValueError:
             raise _HttpError(400, "since must be an integer") from None
-        events = server.connection_log[since:]
-        return 200, {"next": since + len(events), "events": [asdict(e) for e in events]}
+        events, after = server.log_since(since)
+        return 200, {"next": after, "events": [asdict(e) for e in events]}
     if len(path) == 2 and path[0] == "ground_truth" and method == "GET":
         if path[1] not in server.camera_ids:
             raise _HttpError(404, "unknown camera")

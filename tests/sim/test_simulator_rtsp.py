@@ -210,3 +210,25 @@ async def test_ground_truth_over_many_loops_merges_what_continues(sim_server_fac
     assert rel(truth, "night") == [("night", 0, 12)]  # one night, not three
     early = server.ground_truth("n", now=t0 + 0.5)  # only the first loop has begun
     assert rel(early) == [("night", 0, 4), ("vending", 1, 2)]
+
+
+def test_connection_log_is_bounded_and_read_by_absolute_index(monkeypatch):
+    """The log keeps its newest CONNECTION_LOG_MAX entries; ``since`` counts every entry ever
+    logged, so a reader that fell behind gets what is left and the right ``next``."""
+    from types import SimpleNamespace
+
+    from camera_hub.sim import rtsp_server
+
+    server = rtsp_server.SimServer.__new__(rtsp_server.SimServer)
+    server.connection_log = rtsp_server.deque(maxlen=5)
+    server.log_dropped = 0
+    for i in range(8):
+        sess = SimpleNamespace(camera=SimpleNamespace(spec=SimpleNamespace(camera_id=f"c{i}")), stream="main",
+                               id=str(i), conn=SimpleNamespace(peer="127.0.0.1"))
+        server._log(sess, "play")
+    assert len(server.connection_log) == 5 and server.log_dropped == 3
+    events, after = server.log_since(0)  # behind: what is kept
+    assert [e.camera_id for e in events] == ["c3", "c4", "c5", "c6", "c7"] and after == 8
+    events, after = server.log_since(6)
+    assert [e.camera_id for e in events] == ["c6", "c7"] and after == 8
+    assert server.log_since(8) == ([], 8)
