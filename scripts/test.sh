@@ -9,4 +9,5 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   for _ in $(seq 50); do redis-cli ping >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 .venv/bin/ruff check .
-exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+# the 15 slowest tests at the end: the suite must stay well under 15 min (CI); trim from the top
+exec .venv/bin/python -m pytest -q -p no:cacheprovider --durations=15 "$@"
