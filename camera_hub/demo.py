@@ -394,8 +394,7 @@ def demo(
     config = paths.cli_config(config)
     paths.cli_models(models, exit_code=1)
     opts = DemoOptions(config=config, cameras=cameras, workers=workers or default_workers(cameras), api_port=port,
-                       redis_url=redis_url,
-                       data_dir=data_dir, open_browser=not no_browser, models=models)
+                       redis_url=redis_url, data_dir=data_dir, open_browser=not no_browser, models=models)
     raise typer.Exit(asyncio.run(run_demo(opts)))
 
 

@@ -34,6 +34,7 @@ from detectors.manifest import (
     verify_outputs,
 )
 from detectors.nms import nms
+from detectors.preprocess import kept_buffer
 from detectors.session import OnnxSession
 
 log = logging.getLogger(__name__)
@@ -79,13 +80,10 @@ class OnnxDetector:
         return [self._finish(raw.boxes, raw.scores, tf, thr) for raw, tf in zip(raws, tfs, strict=True)]
 
     def _batch(self, n: int) -> np.ndarray:
-        """The input batch [n, 3, h, w]: a view of a buffer kept per thread and grown to the
-        largest batch seen, so a detect allocates no model-sized arrays (see fit_into)."""
-        buf = getattr(self._local, "batch", None)
-        if buf is None or len(buf) < n:
-            w, h = self.input_size
-            buf = self._local.batch = np.empty((n, 3, h, w), np.float32)
-        return buf[:n]
+        """The input batch [n, 3, h, w], in a buffer kept per thread and grown to the largest
+        batch seen: a detect allocates no model-sized arrays (see fit_into)."""
+        w, h = self.input_size
+        return kept_buffer(self._local, "batch", (n, 3, h, w), np.float32)
 
     def _finish(self, boxes: np.ndarray, scores: np.ndarray, tf, thr: np.ndarray) -> list[Detection]:
         cls = scores.argmax(axis=1)

@@ -33,12 +33,15 @@ class Transform:
         return out
 
 
-def _scratch(nbytes: int) -> np.ndarray:
-    """This thread's resize buffer, at least ``nbytes`` (kept: see :func:`fit_into`)."""
-    buf = getattr(_local, "scratch", None)
-    if buf is None or buf.size < nbytes:
-        buf = _local.scratch = np.empty(nbytes, np.uint8)
-    return buf[:nbytes]
+def kept_buffer(local: threading.local, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """A view of ``shape`` into a buffer this thread keeps on ``local`` under ``name``, made
+    anew only when its first dimension is too short (or the rest differs): a buffer that is
+    reused allocates nothing (see :func:`fit_into`)."""
+    buf = getattr(local, name, None)
+    if buf is None or len(buf) < shape[0] or buf.shape[1:] != shape[1:] or buf.dtype != dtype:
+        buf = np.empty(shape, dtype)
+        setattr(local, name, buf)
+    return buf[:shape[0]]
 
 
 def fit_into(frame: np.ndarray, out: np.ndarray, *, keep_aspect: bool = True, fill: int = 114,
@@ -55,14 +58,15 @@ def fit_into(frame: np.ndarray, out: np.ndarray, *, keep_aspect: bool = True, fi
     _, h, w = out.shape
     fh, fw = frame.shape[:2]
     if keep_aspect:
-        r = min(w / fw, h / fh)
-        sx = sy = r
-        nw, nh = max(1, round(fw * r)), max(1, round(fh * r))
+        sx = sy = min(w / fw, h / fh)
+        nw, nh = max(1, round(fw * sx)), max(1, round(fh * sy))
         px, py = ((w - nw) // 2, (h - nh) // 2) if centre else (0, 0)
+        shrink = sx < 1
     else:
-        r, sx, sy, nw, nh, px, py = 0.0, w / fw, h / fh, w, h, 0, 0
-    interp = cv2.INTER_AREA if (r < 1 if keep_aspect else w < fw) else cv2.INTER_LINEAR
-    small = cv2.resize(frame, (nw, nh), dst=_scratch(nh * nw * 3).reshape(nh, nw, 3), interpolation=interp)
+        sx, sy, nw, nh, px, py = w / fw, h / fh, w, h, 0, 0
+        shrink = w < fw
+    dst = kept_buffer(_local, "resized", (nh * nw * 3,), np.uint8).reshape(nh, nw, 3)
+    small = cv2.resize(frame, (nw, nh), dst=dst, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
     if nw < w or nh < h:
         out.fill(fill)
     out[:, py:py + nh, px:px + nw] = (small[:, :, ::-1] if rgb else small).transpose(2, 0, 1)

@@ -37,19 +37,18 @@ from fastapi import HTTPException, Request, Security, status
 from fastapi.security import APIKeyCookie, HTTPBearer
 from redis.asyncio import Redis
 
+from camera_hub.audit import AuditStream, append, entry, stream_key
 from camera_hub.live.protocol import revoked_channel
 
 Role = Literal["viewer", "operator", "analyst", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "operator", "analyst", "admin")
 COOKIE = "ch_session"
-AUDIT_MAXLEN = 100_000  # changes and access streams each (approximate trimming)
 DENIED_MAXLEN = 10_000  # refusals: at DENIED_PER_MIN this still holds the last half hour
 DENIED_SAMPLE = 5  # refusals logged one by one per (actor, action, address) and minute; then at 10, 100, ...
 DENIED_PER_MIN = 300  # refusal entries written per minute in all
 ADDRESS_FACTOR = 4  # failed logins per address and minute, across user names: this × login_attempts_per_min
 USER_FACTOR = 10  # failed logins per user and minute, across addresses: this × login_attempts_per_min
 LOGIN_WINDOW_S = 60
-AuditStream = Literal["changes", "access", "denied"]
 ACCESS_ACTIONS = frozenset({"login", "logout", "clip_view", "live_view", "live_stop"})
 # OWASP's minimum for scrypt (Password Storage Cheat Sheet): 128 MiB and ~0.3-2 s of CPU per hash
 SCRYPT = {"n": 2**17, "r": 8, "p": 1}
@@ -228,12 +227,8 @@ class Auth:
     def _tokens_key(self, name: str) -> str:
         return f"{self.prefix}auth:tokens:{name}"
 
-    @property
-    def audit_key(self) -> str:
-        return f"{self.prefix}audit"
-
     def stream_key(self, stream: AuditStream) -> str:
-        return self.audit_key if stream == "changes" else f"{self.audit_key}:{stream}"
+        return stream_key(self.prefix, stream)
 
     async def add_user(self, name: str, role: Role, password: str | None = None) -> str:
         """Create a user, or update its role (and its password, when one is given: none keeps the old
@@ -257,14 +252,13 @@ class Auth:
     async def revoke_user_tokens(self, name: str) -> int:
         """Delete the user's listed tokens (tokens not listed die anyway: their epoch is stale)."""
         digests = [_s(d) for d in await self.redis.smembers(self._tokens_key(name))]
-        if not digests:
-            await self._revoked()  # an epoch change still ends what its old tokens opened
-            return 0
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.delete(*[self._token_key(d) for d in digests])
-            pipe.delete(self._tokens_key(name))
-            gone, _ = await pipe.execute()
-        await self._revoked()
+        gone = 0
+        if digests:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.delete(*[self._token_key(d) for d in digests])
+                pipe.delete(self._tokens_key(name))
+                gone, _ = await pipe.execute()
+        await self._revoked()  # even with none listed: an epoch change ends what its old tokens opened
         return int(gone)
 
     async def _revoked(self) -> None:
@@ -342,17 +336,15 @@ class Auth:
         """Append to the stream the entry belongs in: refusals (``result`` other than ``ok``) to
         ``denied``, sampled and capped; logins, logouts and clip views to ``access``; the rest to
         ``changes``."""
-        fields = {"at": repr(time.time()), "actor": actor, "action": action, "target": target,
-                  "client": client, "result": result, "detail": detail[:500]}
+        fields = entry(actor, action, target, client=client, result=result, detail=detail)
         if result != "ok":
-            window = f"{self.audit_key}:denied:n"
+            window = f"{self.stream_key('denied')}:n"
             await self._deny(keys=[f"{window}:{token_digest(actor + '|' + action + '|' + client)}",
                                    f"{window}:all", self.stream_key("denied")],
                              args=[DENIED_SAMPLE, DENIED_PER_MIN, DENIED_MAXLEN, LOGIN_WINDOW_S,
                                    *[x for kv in fields.items() for x in kv]])
             return
-        stream: AuditStream = "access" if action in ACCESS_ACTIONS else "changes"
-        await self.redis.xadd(self.stream_key(stream), fields, maxlen=AUDIT_MAXLEN, approximate=True)
+        await append(self.redis, self.prefix, "access" if action in ACCESS_ACTIONS else "changes", fields)
 
     async def read_audit(self, count: int, stream: AuditStream | None = None) -> list[dict[str, Any]]:
         """The newest ``count`` entries of one stream, or of all three merged (newest first)."""

@@ -121,15 +121,6 @@ def revoked_channel(prefix: str) -> str:
     return f"{prefix}live:revoked"
 
 
-def access_audit_key(prefix: str) -> str:
-    """The access audit stream (``Auth.stream_key("access")``), where a worker writes the
-    ``live_stop`` of a view it ended itself."""
-    return f"{prefix}audit:access"
-
-
-AUDIT_MAXLEN = 100_000  # camera_hub.api.auth.AUDIT_MAXLEN
-
-
 def new_session_id() -> str:
     return secrets.token_hex(16)
 

@@ -40,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from camera_hub import audit
 from camera_hub.config import LiveSettings
 from camera_hub.ingest.ring import PacketRing
 from camera_hub.live import protocol
@@ -411,10 +412,9 @@ class LiveServer:
                 await self.redis.zrem(protocol.user_key(self.prefix, sess.user), session_id)
             if why != DELETED:  # the API audits a DELETE itself; every other end is the worker's to say
                 with contextlib.suppress(Exception):
-                    await self.redis.xadd(protocol.access_audit_key(self.prefix), {
-                        "at": repr(time.time()), "actor": sess.user, "action": "live_stop",
-                        "target": sess.camera_id, "client": f"worker {self.worker_id}", "result": "ok",
-                        "detail": f"session {session_id}: {why}"[:500]}, maxlen=protocol.AUDIT_MAXLEN, approximate=True)
+                    await audit.append(self.redis, self.prefix, "access", audit.entry(
+                        sess.user, "live_stop", sess.camera_id, client=f"worker {self.worker_id}",
+                        detail=f"session {session_id}: {why}"))
         log.debug("live session %s on %s ended: %s", session_id, sess.camera_id, why)
         return True
 
