@@ -17,7 +17,9 @@ Redis (``P`` = ``settings.redis.prefix``):
   that ``Pauth:token:<digest>`` still exists for the session's user, has not expired, and that
   the user still exists with a role and the epoch the token was issued at
   (:mod:`camera_hub.api.auth`). Logout, removing the user, a role or password change and expiry
-  therefore end the user's live views within :data:`REFRESH_S`.
+  therefore end the user's live views within :data:`REFRESH_S`; the API publishes each
+  revocation (:func:`revoked_channel`), which ends them at once, and a token's own expiry is
+  checked at the moment it comes (REFRESH tells the worker the time each token has left).
 
 Worker call signature:
 ``HMAC-SHA256(secret, method \\n path \\n time \\n user \\n token digest \\n sha256(body))`` in
@@ -68,16 +70,18 @@ return 0
 
 # Push a live session's expiry while the token that opened it is still good. KEYS: the user's
 # set, the token's hash, the user's hash (camera_hub.api.auth's layout). ARGV: session id, ttl ms,
-# user, then the roles that may watch. Returns 1 kept; 0 no longer listed (deleted, or expired);
-# 2 its token is revoked: logged out, expired, the user removed or its role or password changed
-# (the epoch moved) since the token was issued. 0 and 2 drop the member: the worker ends the session.
+# user, then the roles that may watch. Returns {code, ms}: code 1 kept, ms the time its token has
+# left (the worker checks again at that moment, not at its next refresh); 0 no longer listed
+# (deleted, or expired); 2 its token is revoked: logged out, expired, the user removed or its role
+# or password changed (the epoch moved) since the token was issued. 0 and 2 drop the member: the
+# worker ends the session.
 REFRESH = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not score or tonumber(score) < now then
   redis.call('ZREM', KEYS[1], ARGV[1])
-  return 0
+  return {0, 0}
 end
 local tok = redis.call('HMGET', KEYS[2], 'user', 'expires_at', 'epoch')
 local usr = redis.call('HMGET', KEYS[3], 'role', 'epoch')
@@ -86,13 +90,13 @@ for i = 4, #ARGV do if usr[1] == ARGV[i] then role_ok = true end end
 if tok[1] ~= ARGV[3] or (tonumber(tok[2]) or 0) * 1000 <= now or not role_ok
     or (usr[2] or '0') ~= (tok[3] or '0') then
   redis.call('ZREM', KEYS[1], ARGV[1])
-  return 2
+  return {2, 0}
 end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) + 60000 then
   redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) + 60000)
 end
-return 1
+return {1, math.floor(tonumber(tok[2]) * 1000 - now)}
 """
 ROLES = ("viewer", "operator", "analyst", "admin")  # those that may watch: every role (auth.ROLES)
 

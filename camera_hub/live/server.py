@@ -9,11 +9,12 @@ anything else; the routes are
 |---|---|
 | ``POST /live/<camera>/<session>`` | body: the SDP offer; 201 with the SDP answer and ``ETag`` |
 | ``PATCH /live/<camera>/<session>`` | body: a trickle ICE fragment; 204 once its candidates are added |
-| ``DELETE /live/<camera>/<session>`` | ends the session (200; 404 when unknown) |
+| ``DELETE /live/<camera>/<session>`` | ends the session (200; 404 when unknown or another user's) |
 | ``GET /live/stats`` | sessions and cameras served, as JSON (benchmarks, ops) |
 
 Errors are JSON ``{"detail": ...}``: 400 a malformed offer or fragment, or no token digest, 401 bad
-signature, 404 no such session, 409 session id in use, 412 ``If-Match`` is not the session's
+signature, 404 no such session (or the signed user's is not its owner: the API checks that
+first, the worker again), 409 session id in use, 412 ``If-Match`` is not the session's
 ``ETag``, 422 the camera or the offer cannot be played (H.265, B-frames, no H.264 in the offer) or
 the fragment asks for an ICE restart, 428 no ``If-Match``, 429 the camera's viewer limit, 503 this
 worker does not read the camera (any more), has no keyframe of it yet, or is at its session limit.
@@ -23,7 +24,8 @@ The endpoint's address is kept in Redis (``Plive:worker:<id>``) while the worker
 users' sets and ends the sessions whose entry is gone, whose token is revoked (logout, user removed,
 role or password changed, expiry: checked in the same script, one pipeline for all sessions),
 whose camera this worker no longer reads, that never connected within ``connect_timeout_s``, or
-that reached ``max_session_s``.
+that reached ``max_session_s``. It refreshes at once when the API publishes a revocation or a
+session opens, and when the first of its sessions' tokens expires (the script says when).
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ from camera_hub.live.sender import install as install_lean_sender
 
 log = logging.getLogger(__name__)
 
+# a session ends this long after its token's expiry (Redis's clock and ours, the script's ms)
+TOKEN_END_SLACK_S = 0.05
 DELETED = "deleted"  # why a session ended when its owner DELETEd it (through the API, which audits it)
 
 MAX_HEAD_BYTES = 16 * 1024
@@ -160,6 +164,7 @@ class LiveServer:
         self._server: asyncio.base_events.Server | None = None
         self._refresher: asyncio.Task[None] | None = None
         self._recheck = asyncio.Event()  # set when the API publishes a revocation: refresh now
+        self._token_ends: float | None = None  # monotonic time the first of the sessions' tokens expires
         self._tasks: set[asyncio.Task[Any]] = set()
         self._refresh = redis.register_script(protocol.REFRESH) if redis is not None else None
         self._ice_class = ice_connection_class(settings.udp_ports)
@@ -211,13 +216,17 @@ class LiveServer:
                                  px=protocol.ADDRESS_TTL_MS)
 
     async def _refresh_loop(self) -> None:
-        """Every REFRESH_S, and at once when the API says it revoked tokens (a burst of
-        revocations is one refresh)."""
+        """Every REFRESH_S, at once when the API says it revoked tokens (a burst of revocations
+        is one refresh) or a session opened (to learn its token's expiry), and when a session's
+        token expires."""
         listener = asyncio.create_task(self._revocations(), name="live-revocations")
         try:
             while True:
+                wait = protocol.REFRESH_S
+                if self._token_ends is not None:
+                    wait = min(wait, max(0.0, self._token_ends - time.monotonic()) + TOKEN_END_SLACK_S)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._recheck.wait(), protocol.REFRESH_S)
+                    await asyncio.wait_for(self._recheck.wait(), wait)
                 self._recheck.clear()
                 try:
                     await self.refresh()
@@ -265,9 +274,15 @@ class LiveServer:
                                           protocol.token_key(self.prefix, sess.token),
                                           protocol.account_key(self.prefix, sess.user)],
                                     args=[sid, protocol.SESSION_TTL_MS, sess.user, *protocol.ROLES], client=pipe)
-            for sid, kept in zip(ids, await pipe.execute(), strict=True):
-                if int(kept) != 1 and sid in self.sessions:
-                    await self.close_session(sid, "token revoked" if int(kept) == 2 else "no longer listed")
+            left: list[int] = []
+            for sid, (code, ms) in zip(ids, await pipe.execute(), strict=True):
+                if int(code) == 1:
+                    left.append(int(ms))
+                elif sid in self.sessions:
+                    await self.close_session(sid, "token revoked" if int(code) == 2 else "no longer listed")
+            self._token_ends = now + min(left) / 1000 if left else None
+        elif not self.sessions:
+            self._token_ends = None
 
     # ------------------------------------------------------------------ sessions
     def _camera(self, camera_id: str) -> LiveCamera:
@@ -360,10 +375,12 @@ class LiveServer:
 
         track.on_stop = lambda _t: cam.remove(track)
         cam.add(track)
+        self._recheck.set()  # the refresh learns when its token expires
         sess.etag = dict(_ICE.findall(pc.localDescription.sdp)).get("ufrag", session_id)
         return protocol.add_ice_addresses(pc.localDescription.sdp, list(s.ice_addresses)), sess.etag
 
-    async def add_candidates(self, camera_id: str, session_id: str, fragment: str, if_match: str | None) -> None:
+    async def add_candidates(self, camera_id: str, session_id: str, fragment: str, if_match: str | None,
+                             user: str) -> None:
         """Trickle ICE (RFC 9725 §4.3): add the viewer's candidates from an RFC 8840 fragment to
         the session's ICE agent. aioice takes remote candidates while its checks run, until
         end-of-candidates; those it cannot use (TCP, an address it cannot resolve, a type it does
@@ -371,7 +388,7 @@ class LiveServer:
         from aiortc.sdp import candidate_from_sdp
 
         sess = self.sessions.get(session_id)
-        if sess is None or sess.camera_id != camera_id:
+        if sess is None or sess.camera_id != camera_id or sess.user != user:  # another user's: as if none
             raise HttpError(404, "no such session")
         if if_match is None:
             raise HttpError(428, "send If-Match with the ETag of the WHEP answer")
@@ -498,11 +515,11 @@ class LiveServer:
             answer, etag = await self.open_session(camera_id, session_id, user, text, token)
             return 201, "application/sdp", answer.encode(), {"ETag": f'"{etag}"'}
         if method == "PATCH":
-            await self.add_candidates(camera_id, session_id, text, headers.get("if-match"))
+            await self.add_candidates(camera_id, session_id, text, headers.get("if-match"), user)
             return 204, "", b"", {}
         if method == "DELETE":
             sess = self.sessions.get(session_id)
-            if sess is None or sess.camera_id != camera_id:
+            if sess is None or sess.camera_id != camera_id or sess.user != user:
                 raise HttpError(404, "no such session")
             await self.close_session(session_id, DELETED)
             return 200, "application/json", b"{}", {}

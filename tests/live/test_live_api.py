@@ -353,3 +353,34 @@ async def test_a_logout_ends_its_live_view_at_once(live: Live, worker: LiveServe
     assert sid not in worker.sessions and took < 2.0, f"ended after {took:.2f} s (refresh every {protocol.REFRESH_S} s)"
     stops = [e for e in await _audit(live, "access") if e["action"] == "live_stop" and e["actor"] == "rv_push"]
     assert stops and stops[-1]["detail"] == f"session {sid}: token revoked"
+
+
+async def test_a_token_that_expires_ends_its_live_view_when_it_expires(live: Live, worker: LiveServer) -> None:
+    """A token that runs out by its own time (no revocation is published) ends its view at that
+    moment, not at the worker's next 5 s refresh: the refresh after the session opened learnt
+    when the token expires."""
+    import redis.asyncio as aioredis
+
+    from camera_hub.api.auth import create_user, token_digest
+
+    r = aioredis.from_url(REDIS_URL)
+    try:
+        token = await create_user(r, live.prefix, "rv_timed", "viewer")
+        expires = time.time() + 2.5
+        await r.hset(protocol.token_key(live.prefix, token_digest(token)), "expires_at", repr(expires))
+    finally:
+        await r.aclose()
+    worker._refresher = asyncio.create_task(worker._refresh_loop())  # the fixture stopped it; stop() ends it
+    async with httpx.AsyncClient(timeout=20) as c:
+        resp = await c.post(f"{live.url}/api/v1/cameras/cam0/whep", content=(await offer()).encode(),
+                            headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"})
+    assert resp.status_code == 201, resp.text
+    sid = resp.headers["location"].rsplit("/", 1)[1]
+    for _ in range(int((expires - time.time() + protocol.REFRESH_S + 2) / 0.05)):
+        if sid not in worker.sessions:
+            break
+        await asyncio.sleep(0.05)
+    late = time.time() - expires
+    assert sid not in worker.sessions and -0.1 < late < 1.0, f"ended {late:+.2f} s from its token's expiry"
+    stops = [e for e in await _audit(live, "access") if e["action"] == "live_stop" and e["actor"] == "rv_timed"]
+    assert stops and stops[-1]["detail"] == f"session {sid}: token revoked"

@@ -224,6 +224,13 @@ async def test_live_endpoint_answers_refuses_and_ends_sessions() -> None:
             unsigned = await c.post(server.url + f"/live/cam0/{protocol.new_session_id()}", content=sdp)
             assert unsigned.status_code == 401
             path = f"/live/cam0/{sid}"
+            # another user's session, as if there were none (the API checks ownership first; this is the worker's own)
+            resp = await c.delete(server.url + path, headers=protocol.sign(SECRET, "DELETE", path, "bob"))
+            assert resp.status_code == 404 and sid in server.sessions
+            frag = b"a=candidate:1 1 udp 1 10.0.0.1 5000 typ host\r\n"
+            resp = await c.patch(server.url + path, content=frag, headers={
+                **protocol.sign(SECRET, "PATCH", path, "bob", frag), "If-Match": f'"{etag}"'})
+            assert resp.status_code == 404 and sid in server.sessions
             resp = await c.delete(server.url + path, headers=protocol.sign(SECRET, "DELETE", path, "ann"))
             assert resp.status_code == 200 and sid not in server.sessions
             assert "cam0" not in server.cameras  # no viewers: unsubscribed from the ring
