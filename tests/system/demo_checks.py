@@ -4,9 +4,11 @@ the operator page shows each alert type in headless Chromium."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -20,9 +22,11 @@ TYPES = {"vending", "crowding", "tamper", "camera_offline"}
 CHROMIUM = Path("/usr/bin/chromium")
 
 
-def check_dashboard_queries(api: str, workers: list[str], folder: Path) -> None:
-    """Debian's Prometheus scrapes the running demo with our rules; every Grafana panel's query
-    must parse and return data."""
+@contextlib.contextmanager
+def prometheus_scraping(api: str, workers: list[str], folder: Path) -> Iterator[Callable[[], None]]:
+    """Debian's Prometheus scraping the running demo with our rules, from now on; yields the
+    check that every Grafana panel's query parses and returns data (started early, it has
+    scraped enough by the time the demo has shown everything else)."""
     folder.mkdir()
     cfg = {"global": {"scrape_interval": "2s", "evaluation_interval": "2s"},
            "rule_files": [str(DEPLOY / "prometheus" / "rules" / "camera_hub.rules.yml")],
@@ -36,11 +40,11 @@ def check_dashboard_queries(api: str, workers: list[str], folder: Path) -> None:
     queries = [(panel["title"], t["expr"])
                for path in sorted((DEPLOY / "grafana" / "dashboards").glob("*.json"))
                for panel in json.loads(path.read_text())["panels"] for t in panel["targets"]]
-    try:
+
+    def every_panel_has_data() -> None:
         empty: list[str] = []
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
-            time.sleep(3)
             empty = []
             for title, expr in queries:
                 try:
@@ -53,7 +57,11 @@ def check_dashboard_queries(api: str, workers: list[str], folder: Path) -> None:
                     empty.append(f"{title}: {expr}")
             if not empty:
                 return
+            time.sleep(3)
         raise AssertionError("panels without data:\n" + "\n".join(empty))
+
+    try:
+        yield every_panel_has_data
     finally:
         prom.terminate()
         prom.wait(30)
