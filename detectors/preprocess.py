@@ -44,6 +44,28 @@ def kept_buffer(local: threading.local, name: str, shape: tuple[int, ...], dtype
     return buf[:shape[0]]
 
 
+def downscale(img: np.ndarray, size: tuple[int, int], dst: np.ndarray | None = None) -> np.ndarray:
+    """``img`` resized to ``size`` (w, h): halved with INTER_AREA while the target is at most half
+    (OpenCV's integer-ratio area path, vectorised), then bilinear for the rest (at most 2×, where it reads
+    every source pixel). Why not INTER_AREA in one step: at other ratios OpenCV takes a generic
+    path, 1.39 ms for 640×360 → 384×216 against 0.17 ms bilinear, and 0.34 ms for → 160×90 against
+    0.07 ms in two halvings (one thread). The detector sees the same: mAP@0.5 0.937 either way for
+    sim-detector-int8 on the held-out frames (benchmarks/README.md, Model variants)."""
+    w, h = size
+    while True:  # each axis halved while it is at least twice the target (a stretch halves one only)
+        ih, iw = img.shape[:2]
+        fx, fy = 2 if iw >= 2 * w else 1, 2 if ih >= 2 * h else 1
+        if fx == fy == 1:
+            break
+        img = cv2.resize(img[:ih - ih % fy, :iw - iw % fx], (iw // fx, ih // fy), interpolation=cv2.INTER_AREA)
+    if img.shape[1] == w and img.shape[0] == h:
+        if dst is None:
+            return img
+        dst[...] = img
+        return dst
+    return cv2.resize(img, (w, h), dst=dst, interpolation=cv2.INTER_LINEAR)
+
+
 def fit_into(frame: np.ndarray, out: np.ndarray, *, keep_aspect: bool = True, fill: int = 114,
              centre: bool = False, rgb: bool = False, scale: float = 1.0,
              mean: tuple[float, float, float] | None = None,
@@ -61,12 +83,10 @@ def fit_into(frame: np.ndarray, out: np.ndarray, *, keep_aspect: bool = True, fi
         sx = sy = min(w / fw, h / fh)
         nw, nh = max(1, round(fw * sx)), max(1, round(fh * sy))
         px, py = ((w - nw) // 2, (h - nh) // 2) if centre else (0, 0)
-        shrink = sx < 1
     else:
         sx, sy, nw, nh, px, py = w / fw, h / fh, w, h, 0, 0
-        shrink = w < fw
     dst = kept_buffer(_local, "resized", (nh * nw * 3,), np.uint8).reshape(nh, nw, 3)
-    small = cv2.resize(frame, (nw, nh), dst=dst, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    small = downscale(frame, (nw, nh), dst)
     if nw < w or nh < h:
         out.fill(fill)
     out[:, py:py + nh, px:px + nw] = (small[:, :, ::-1] if rgb else small).transpose(2, 0, 1)

@@ -33,6 +33,7 @@ import numpy as np
 
 from camera_hub.analytics.labels import PERSON, VEHICLE
 from camera_hub.events import Box, Detection
+from detectors.preprocess import downscale
 
 
 def _edges(img: np.ndarray) -> np.ndarray:
@@ -84,7 +85,7 @@ class ForegroundModel:
         sw, sh = max(1, round((px2 - px1) * k)), max(1, round((py2 - py1) * k))
         self._scale, self._offset = (sw / (px2 - px1), sh / (py2 - py1)), (px1, py1)
         self._frame_px = w * h * self._scale[0] * self._scale[1]
-        return cv2.GaussianBlur(cv2.resize(frame[py1:py2, px1:px2], (sw, sh), interpolation=cv2.INTER_AREA), (3, 3), 0)
+        return cv2.GaussianBlur(downscale(frame[py1:py2, px1:px2], (sw, sh)), (3, 3), 0)
 
     def update(self, frame: np.ndarray, dets: Sequence[Detection], t: float) -> None:
         if self._t0 is None:

@@ -12,6 +12,7 @@ import numpy as np
 from camera_hub.analytics.rules.hysteresis import Hysteresis, or_now
 from camera_hub.config import TamperRule
 from camera_hub.events import Episode
+from detectors.preprocess import downscale
 
 SIZE = (160, 90)
 COVERED_STD = 8.0  # grey-level spread of a lens covered by a hand, tape or a bag
@@ -26,7 +27,7 @@ class FrameStats:
 
 
 def frame_stats(frame: np.ndarray) -> FrameStats:
-    grey = cv2.cvtColor(cv2.resize(frame, SIZE, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+    grey = cv2.cvtColor(downscale(frame, SIZE), cv2.COLOR_BGR2GRAY)
     g = grey.astype(np.float32)
     return FrameStats(float(g.mean()), float(g.std()), float(cv2.Laplacian(grey, cv2.CV_32F).var()), g)
 
