@@ -100,6 +100,9 @@ class EvidenceRecorder:
         self._hot: dict[str, float] = {}  # camera → last time seen hot (set on the loop, read by flush)
         self._lock = threading.Lock()
         self.written_bytes = 0
+        # running totals (under _lock): summing every recording for each write was O(cameras²) a second
+        self._disk_bytes = 0
+        self._open = 0
         if root.exists():
             shutil.rmtree(root, ignore_errors=True)
         root.mkdir(parents=True, exist_ok=True)
@@ -142,7 +145,8 @@ class EvidenceRecorder:
             if cur is not None:
                 self._close(cur, now)
             return
-        got = ring.window(cur.last_t if cur else 0.0, float("inf"))
+        # a new recording takes the whole ring; an open one the keyframes since its last
+        got = ring.window(0.0, float("inf")) if cur is None else ring.keyframes_after(cur.last_t)
         if got is None:
             return
         info, packets = got
@@ -155,7 +159,7 @@ class EvidenceRecorder:
                 return
             new, header = packets, len(_info_json(info))  # the whole ring: time-lapse and full rate around the onset
         else:
-            new, header = [p for p in packets if p.received_at > cur.last_t and p.is_keyframe], 0
+            new, header = packets, 0
             cur.hot_at = hot_at
         if new:
             blob = b"".join(_record(p) for p in new)
@@ -172,6 +176,8 @@ class EvidenceRecorder:
             cur.file.write(blob)
             cur.file.flush()
             cur.nbytes += len(blob)
+            with self._lock:
+                self._disk_bytes += len(blob)
             self.written_bytes += len(blob)
             cur.last_t = new[-1].received_at
             metrics.EVIDENCE_WRITTEN.inc(len(blob))
@@ -193,6 +199,8 @@ class EvidenceRecorder:
         rec = _Recording(path, info, first_t, first_t - 1e-6, hot_at, f, nbytes=len(header))
         with self._lock:
             self._recs.setdefault(cid, []).append(rec)
+            self._disk_bytes += len(header)
+            self._open += 1
         return rec
 
     def _open_recording(self, cid: str) -> _Recording | None:
@@ -204,6 +212,8 @@ class EvidenceRecorder:
         if rec.file is not None:
             rec.file.close()
             rec.file, rec.closed_at = None, now
+            with self._lock:
+                self._open -= 1
 
     def _close_open(self, cid: str, now: float) -> None:
         if (cur := self._open_recording(cid)) is not None:
@@ -215,6 +225,7 @@ class EvidenceRecorder:
                     if r.closed_at is not None and now - r.closed_at > self.s.keep_s]
             for cid, r in gone:
                 self._recs[cid].remove(r)
+                self._disk_bytes -= r.nbytes
                 if not self._recs[cid]:
                     del self._recs[cid]
         for _, r in gone:
@@ -265,13 +276,11 @@ class EvidenceRecorder:
     # ------------------------------------------------------------------ figures
     @property
     def recording(self) -> int:
-        with self._lock:
-            return sum(1 for rs in self._recs.values() for r in rs if r.file is not None)
+        return self._open
 
     @property
     def disk_bytes(self) -> int:
-        with self._lock:
-            return sum(r.nbytes for rs in self._recs.values() for r in rs)
+        return self._disk_bytes
 
     def stats(self) -> dict[str, int]:
         return {"recording": self.recording, "disk_bytes": self.disk_bytes, "written_bytes": self.written_bytes}

@@ -137,5 +137,15 @@ class PacketRing:
             out = lapse + full
             return (self._info, out) if out else None
 
+    def keyframes_after(self, t: float) -> tuple[StreamInfo, list[EncodedPacket]] | None:
+        """The keyframes received after ``t`` (time-lapse and each GOP's first): what an
+        evidence recording appends each second, without copying the full-rate packets."""
+        with self._lock:
+            if self._info is None:
+                return None
+            keys = [k for k in self._lapse if k.received_at > t]
+            keys += [g.packets[0] for g in self._gops if g.packets[0].received_at > t]
+            return self._info, keys
+
     def __len__(self) -> int:
         return len(self._lapse) + sum(len(g.packets) for g in self._gops)

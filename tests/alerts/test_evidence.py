@@ -78,6 +78,7 @@ def test_a_long_dwell_clip_reaches_its_onset_from_disk(tmp_path) -> None:
     kept = rec.disk_bytes
     stream = sum(len(p.data) for p in cams["cam0"].packets if T0 + 8 <= p.received_at <= T0 + 100)
     assert 0 < kept < stream
+    assert kept == sum(f.stat().st_size for f in (tmp_path / "rec").rglob("*.rec"))  # the running total
 
 
 def test_the_recording_stops_after_linger_and_is_deleted_after_keep(tmp_path) -> None:
@@ -85,7 +86,7 @@ def test_the_recording_stops_after_linger_and_is_deleted_after_keep(tmp_path) ->
     rec = recorder(tmp_path, cams, linger_s=5.0, keep_s=10.0)
     advance(rec, cams, T0 + 20, {"cam0": True})
     files = list((tmp_path / "rec" / "cam0").glob("*.rec"))
-    assert rec.recording == 1 and len(files) == 1
+    assert rec.recording == 1 and len(files) == 1 and rec.disk_bytes == files[0].stat().st_size
     advance(rec, cams, T0 + 24, {})  # cold for 4 s: still recording (linger 5 s)
     assert rec.recording == 1
     advance(rec, cams, T0 + 27, {})

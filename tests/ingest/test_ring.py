@@ -107,3 +107,14 @@ def test_the_byte_bound_drops_the_time_lapse_before_full_rate_gops() -> None:
     assert ring.nbytes <= 6 * 2900 + 1500
     assert len(pkts) == 1 + 6 * 20 and pkts[0].is_keyframe and not pkts[2].is_keyframe
     assert pkts[1].received_at - pkts[0].received_at == 2.0  # the newest lapse keyframe survived
+
+
+def test_keyframes_after_are_the_window_s_keyframes_past_t() -> None:
+    ring = PacketRing(seconds=10, max_bytes=1 << 20, lapse_s=30, lapse_every_s=4)
+    ring.set_info(INFO)
+    feed(ring, 60)
+    _, pkts = ring.window(0.0, 1e12)
+    for t in (0.0, 1000.0 + 33.0, 1000.0 + 52.0, 1000.0 + 58.0, 1e12):
+        info, keys = ring.keyframes_after(t)
+        assert info == INFO and keys == [p for p in pkts if p.is_keyframe and p.received_at > t], t
+    assert PacketRing(seconds=10, max_bytes=1 << 20).keyframes_after(0.0) is None  # no stream yet
