@@ -12,6 +12,10 @@ sampler decodes the next keyframe, nothing else is decoded at all):
 - Due cameras are armed most-urgent first, urgency = time since the last sample / that limit: when
   the budget is short every camera stretches by the same factor, so hot ones stay about
   ``floor / hot`` times as frequent as idle ones, and a camera past its limit is *starved*.
+  Samples are keyframes, so a camera's intervals are whole GOPs: with 2 s GOPs the last keyframe
+  within a 15 s floor is the one at 14 s, and a camera armed for 15 s misses it and waits until
+  16 s. Urgency is therefore measured against the *deadline*, the limit rounded down to the
+  camera's GOP (``gop_s``, reported with each sample; 14 s there), not the limit itself.
 - The budget is measured, not configured: the consumer reports each batch (samples, seconds), the
   planner keeps a moving average of samples per busy second (the detector's and rules' real
   speed on this machine, model and batch size) and of the wait from arming to the sample
@@ -53,6 +57,7 @@ class _Camera:
     armed_at: float | None = None
     armed_from: float | None = None  # when its current sample was asked for (to its analysis: the cycle)
     waiting: float | None = None  # the time of its sample decoded and queued for analysis
+    gop_s: float | None = None  # its keyframe interval, as the source measures it
     intervals: list[tuple[float, bool]] = field(default_factory=list)  # recent (interval, was hot), bounded
 
 
@@ -67,6 +72,7 @@ class Starvation:
 
 
 KEEP_INTERVALS = 32  # per camera, for the p50/p95 the benchmarks print
+GOP_SLACK = 0.05  # a limit within 5 % of a GOP past a whole number of GOPs still counts that keyframe
 PROBE = 1.02  # the rate's rise per short batch while due cameras wait (x1.8 in 30 batches)
 MAX_RATE = 10_000.0  # samples/s: a bound for the probing, far above any one worker's analysis
 
@@ -108,6 +114,14 @@ class AnalysisPlanner:
     def limit(self, cam: _Camera) -> float:
         return self.s.hot_interval_s if cam.hot else self.s.floor_interval_s
 
+    def deadline(self, cam: _Camera) -> float:
+        """The limit rounded down to whole GOPs (a little slack for keyframe timing): the latest
+        keyframe that still keeps it."""
+        limit, gop = self.limit(cam), cam.gop_s
+        if not gop or gop >= limit:
+            return limit
+        return max(gop, math.floor(limit / gop + GOP_SLACK) * gop)
+
     def age(self, cam: _Camera, now: float) -> float:
         """Since its newest sample (analysed or on its way), or since it came up."""
         newest = cam.waiting if cam.waiting is not None else cam.last
@@ -138,7 +152,7 @@ class AnalysisPlanner:
                 continue
             if cam.detects:
                 # the sample comes a keyframe wait after arming: urgency as of then
-                due.append(((self.age(cam, now) + self.wait_s) / self.limit(cam), cid))
+                due.append(((self.age(cam, now) + self.wait_s) / self.deadline(cam), cid))
             else:
                 arm.append(cid)
         free = self.budget() - self.in_flight(now)
@@ -155,11 +169,13 @@ class AnalysisPlanner:
         return arm
 
     # ------------------------------------------------------------------ feedback
-    def arrived(self, camera_id: str, t: float, now: float) -> None:
-        """Its sample (taken at ``t``) reached the analysis queue."""
+    def arrived(self, camera_id: str, t: float, now: float, gop_s: float | None = None) -> None:
+        """Its sample (taken at ``t``) reached the analysis queue; ``gop_s``: the camera's
+        keyframe interval now."""
         cam = self.cameras.get(camera_id)
         if cam is None:
             return
+        cam.gop_s = gop_s or cam.gop_s
         if cam.armed_at is not None:
             self.wait_s += 0.05 * (min(now - cam.armed_at, 10.0) - self.wait_s)
         cam.armed_at, cam.waiting = None, t

@@ -65,6 +65,7 @@ DECODE_ERROR_WINDOW_S = 10.0
 DECODE_ERRORS_DEGRADED = 2  # errors inside the window that make a camera degraded
 STABLE_AFTER_S = 10.0  # a session up this long resets the backoff
 BYE_REOPEN_S = 0.2  # the pause before reopening a session the camera ended with BYE
+MAX_GOP_S = 30.0  # keyframes further apart than this are a gap in the stream, not its GOP
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +219,7 @@ class Source:
         self.decode_errors = 0
         self.last_frame_at: float | None = None
         self.last_keyframe_at: float | None = None
+        self.keyframe_interval_s: float | None = None  # moving average (the analysis planner's GOP)
         self.width: int | None = None
         self.height: int | None = None
         self.codec = ""
@@ -425,6 +427,9 @@ class Source:
         self.bytes += len(pkt.data)
         self.last_frame_at = now
         if pkt.is_keyframe:
+            if self.last_keyframe_at is not None and 0 < (gap := now - self.last_keyframe_at) < MAX_GOP_S:
+                k = self.keyframe_interval_s
+                self.keyframe_interval_s = gap if k is None else k + 0.2 * (gap - k)
             self.last_keyframe_at = now
         if pkt.pts is not None:
             if self._max_pts is None or pkt.pts > self._max_pts:

@@ -344,7 +344,8 @@ class Worker:
         if self.planner is None:
             self.queue.put(sample)
             return
-        self.planner.arrived(sample.camera_id, sample.t, time.time())
+        src = self.sources.get(sample.camera_id)
+        self.planner.arrived(sample.camera_id, sample.t, time.time(), src.keyframe_interval_s if src else None)
         if self.consumer.detects(sample.camera_id):  # type: ignore[attr-defined]
             self.queue.put(sample)
         else:

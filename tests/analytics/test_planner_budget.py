@@ -66,3 +66,25 @@ def test_budget_grows_to_full_batches_and_holds_the_floor():
     assert throughput > CAMERAS / AnalysisSettings().floor_interval_s, (throughput, planner.rate)
     assert p95 <= AnalysisSettings().floor_interval_s + 1.0, (p95, throughput)
     assert planner.in_flight(90.0) <= AnalysisSettings().max_in_flight
+
+
+def test_urgency_counts_to_the_last_keyframe_within_the_limit():
+    """Intervals are whole GOPs: with 2 s GOPs the 15 s floor is kept only by the keyframe at
+    14 s, so a camera with 2 s GOPs is armed before one whose GOP is not known yet."""
+    s = AnalysisSettings()
+    planner = AnalysisPlanner(s)
+    for cid in ("known", "unknown"):
+        planner.add(cid, detects=True, want_s=2.0)
+        planner.set_live(cid, True, 0.0)
+        planner.arrived(cid, 100.0, 100.0, gop_s=2.0 if cid == "known" else None)
+        planner.analysed(cid, 100.0, False, 100.5)
+    known, unknown = planner.cameras["known"], planner.cameras["unknown"]
+    assert planner.deadline(known) == 14.0 and planner.deadline(unknown) == s.floor_interval_s
+    known.hot = True
+    assert planner.deadline(known) == s.hot_interval_s  # 4 s is two GOPs exactly
+    known.hot, known.gop_s = False, 2.1
+    assert abs(planner.deadline(known) - 14.7) < 1e-9
+    known.gop_s = 2.0
+    planner.wait_s = 0.5
+    planner.s = s.model_copy(update={"max_in_flight": 1})  # a budget of one camera in flight
+    assert planner.plan(100.0 + 12.0) == ["known"]

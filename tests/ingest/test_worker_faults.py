@@ -123,6 +123,7 @@ async def test_keyframe_only_sampling_and_the_ring(sim_server_factory, redis_cli
         # keyframe-only: only keyframes reach the decoder (GOP 20 at 10 fps: one each 2 s)
         assert k.packets >= 40 and 2 <= k.sampler.decoded <= k.packets / 15
         assert k.samples == k.sampler.decoded
+        assert k.keyframe_interval_s is not None and abs(k.keyframe_interval_s - 2.0) < 0.3  # for the planner
         # fps mode decodes every frame and samples 5 per second
         assert f.sampler.decoded >= f.packets - 2 and f.samples >= 4 * (f.packets / 10) - 3
 
