@@ -28,6 +28,8 @@ import pytest
 import redis
 import yaml
 
+pytestmark = pytest.mark.alone  # bursts within a time: run alone (scripts/test.sh)
+
 REPO = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("CAMERA_HUB_TEST_REDIS", "redis://127.0.0.1:6379/9")
 NOFILE = 512

@@ -20,6 +20,8 @@ import pytest
 import redis.asyncio as aioredis
 from apikit import Live, start_live, stop_live
 
+pytestmark = pytest.mark.alone  # bursts within a time: run alone (scripts/test.sh)
+
 REDIS_URL = os.environ.get("CAMERA_HUB_TEST_REDIS", "redis://127.0.0.1:6379/9")
 # settings.api.login_attempts_per_min is 5 in make_city; the other two limits are multiples of it
 PER_USER_ADDRESS, PER_ADDRESS, PER_USER = 5, 20, 50

@@ -22,6 +22,8 @@ from camera_hub.api import auth
 from camera_hub.api.auth import Auth
 from camera_hub.config import RedisSettings
 
+pytestmark = pytest.mark.alone  # bursts within a time: run alone (scripts/test.sh)
+
 REDIS_URL = os.environ.get("CAMERA_HUB_TEST_REDIS", "redis://127.0.0.1:6379/9")
 FEEDS_PER_USER = 8  # settings.api.max_feeds_per_user by default
 MAX = 2**64 - 1

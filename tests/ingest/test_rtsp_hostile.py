@@ -31,6 +31,8 @@ from camera_hub.ingest.rtsp import Depacketizer, RtspProtocolError, RtspReceiver
 from camera_hub.ingest.sampler import Sampler
 from camera_hub.ingest.source import Source, SourceOptions, classify
 
+pytestmark = pytest.mark.alone  # hostile cameras at full speed beside others, within a time (scripts/test.sh)
+
 MIB = 1 << 20
 # What a bounded session may still hold beside its bounds: a few socket reads (256 KiB each) on
 # their way through the parser, and the bookkeeping of the test and its server.
