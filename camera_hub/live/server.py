@@ -379,6 +379,14 @@ class LiveServer:
         sess.etag = dict(_ICE.findall(pc.localDescription.sdp)).get("ufrag", session_id)
         return protocol.add_ice_addresses(pc.localDescription.sdp, list(s.ice_addresses)), sess.etag
 
+    def _owned(self, camera_id: str, session_id: str, user: str) -> Session:
+        """The session, when it is of this camera and this (signed) user's; else 404, as if there
+        were none (another user's session is not theirs to learn of)."""
+        sess = self.sessions.get(session_id)
+        if sess is None or sess.camera_id != camera_id or sess.user != user:
+            raise HttpError(404, "no such session")
+        return sess
+
     async def add_candidates(self, camera_id: str, session_id: str, fragment: str, if_match: str | None,
                              user: str) -> None:
         """Trickle ICE (RFC 9725 §4.3): add the viewer's candidates from an RFC 8840 fragment to
@@ -387,9 +395,7 @@ class LiveServer:
         not know) it drops, as the RFC asks."""
         from aiortc.sdp import candidate_from_sdp
 
-        sess = self.sessions.get(session_id)
-        if sess is None or sess.camera_id != camera_id or sess.user != user:  # another user's: as if none
-            raise HttpError(404, "no such session")
+        sess = self._owned(camera_id, session_id, user)
         if if_match is None:
             raise HttpError(428, "send If-Match with the ETag of the WHEP answer")
         tags = {t.strip() for t in if_match.split(",")}
@@ -518,9 +524,7 @@ class LiveServer:
             await self.add_candidates(camera_id, session_id, text, headers.get("if-match"), user)
             return 204, "", b"", {}
         if method == "DELETE":
-            sess = self.sessions.get(session_id)
-            if sess is None or sess.camera_id != camera_id or sess.user != user:
-                raise HttpError(404, "no such session")
+            self._owned(camera_id, session_id, user)
             await self.close_session(session_id, DELETED)
             return 200, "application/json", b"{}", {}
         raise HttpError(405, "POST, PATCH or DELETE")
