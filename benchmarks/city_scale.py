@@ -12,7 +12,8 @@ a window after warm-up:
   the rest of the process from /proc (camera threads, GC, metrics server); the simulator beside;
 - resident memory (VmRSS) of the worker per live camera, and the parts the worker can count
   (packet rings, samples waiting, analysis state; the keyframe decoders are shared);
-- the effective analysis interval (p50/p95) of cameras the planner had hot (a candidate or an
+- the effective analysis interval (p50/p95; between the analysed frames' own timestamps, and between
+  their receive times) of cameras the planner had hot (a candidate or an
   open episode) and of idle ones, from the worker's counters at exit;
 - samples dropped, and the end-to-end score (precision, recall, onset latency per type, coverage).
 
@@ -130,6 +131,7 @@ def summary(size: int, r: dict) -> str:
     p, ws = r["probe"] or {}, r["worker_stats"] or {}
     an = ws.get("analysis", {})
     hot, idle = an.get("intervals_hot", []), an.get("intervals_idle", [])
+    hot_rx, idle_rx = an.get("intervals_hot_received", []), an.get("intervals_idle_received", [])
     mem = {k: round(v / 2**20, 1) for k, v in ws.get("memory_bytes", {}).items()}
     lines = [f"=== {size} live cameras ({r['cameras_live']}) on {r['workers']} worker process(es): {r['seconds']} s "
              f"scored, window {p.get('window_s')} s, "
@@ -139,7 +141,9 @@ def summary(size: int, r: dict) -> str:
              f"camera; PSS {p.get('pss_mb')} MB, {p.get('pss_mb_per_camera')} MB per "
              f"camera; counted parts (MB): {mem}",
              f"analysis interval: hot p50 {pct(hot, 0.5)} p95 {pct(hot, 0.95)} s ({len(hot)} intervals); idle p50 "
-             f"{pct(idle, 0.5)} p95 {pct(idle, 0.95)} s ({len(idle)}); max {max(hot + idle, default=None)} s; "
+             f"{pct(idle, 0.5)} p95 {pct(idle, 0.95)} s ({len(idle)}); max {max(hot + idle, default=None)} s "
+             f"(between the frames' own timestamps; between receive times: hot p50 {pct(hot_rx, 0.5)} p95 "
+             f"{pct(hot_rx, 0.95)} s, idle p50 {pct(idle_rx, 0.5)} p95 {pct(idle_rx, 0.95)} s); "
              f"planner rate {an.get('rate')} samples/s, starved at exit {an.get('starved')}; arming→sample "
              f"{an.get('wait_s')} s, arming→analysed {an.get('cycle_s')} s, budget {an.get('budget')} in flight, "
              f"mean batch {an.get('batch')}",

@@ -362,6 +362,10 @@ async def run_e2e(cameras: int, seconds: float, *, data_dir: Path | None = None,
     return {"probe": probe_result, "worker_stats": merge_stats(stats), "workers": workers, **got.result}
 
 
+# the planner's recent intervals: by the frames' own timestamps, and by receive time
+INTERVALS = ("intervals_hot", "intervals_idle", "intervals_hot_received", "intervals_idle_received")
+
+
 def merge_stats(stats: list[dict]) -> dict | None:
     """Several workers' counters as one: counts and bytes added up, the planner's intervals pooled,
     its rates added up and its timings averaged."""
@@ -377,7 +381,7 @@ def merge_stats(stats: list[dict]) -> dict | None:
         out["analysis"] = {
             **{k: round(sum(p[k] for p in plans), 1) for k in ("rate", "armed", "budget", "starved")},
             **{k: round(sum(p[k] for p in plans) / len(plans), 2) for k in ("batch", "wait_s", "cycle_s")},
-            **{k: [x for p in plans for x in p[k]] for k in ("intervals_hot", "intervals_idle")}}
+            **{k: [x for p in plans for x in p.get(k, [])] for k in INTERVALS}}
     evidence = [st["evidence"] for st in stats if "evidence" in st]
     if evidence:
         out["evidence"] = {k: sum(e[k] for e in evidence) for k in evidence[0]}

@@ -46,6 +46,9 @@ class Sample:
     frame: np.ndarray  # BGR, HxWx3 uint8
     keyframe: bool
     motion: float | None = None  # MotionGate score, 0..1 share of changed pixels
+    # the frame's own timestamp in seconds (pts × time base: the camera's clock, free of receive
+    # jitter; its origin is arbitrary and changes with each RTSP session)
+    stream_t: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,7 +50,8 @@ DETECTOR_CPU, RULES_CPU = STAGE_CPU.labels(stage="detector"), STAGE_CPU.labels(s
 REACTOR_CPU, LOOP_CPU = STAGE_CPU.labels(stage="reactor_thread"), STAGE_CPU.labels(stage="loop_thread")
 DETECTOR_BACKLOG = Gauge(f"{NS}_detector_backlog", "Samples waiting for the detector")
 ANALYSIS_INTERVAL = Gauge(f"{NS}_analysis_interval_seconds",
-                          "Time between the camera's last two analysed samples (the planner's effective interval)",
+                          "Video time between the camera's last two analysed frames, by their own timestamps (the "
+                          "planner's effective interval; by receive time where those cannot be compared)",
                           ["camera"])
 ANALYSIS_STARVED = Gauge(f"{NS}_analysis_starved_cameras",
                          "Live cameras not analysed within their limit (hot or floor interval)", ["worker"])

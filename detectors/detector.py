@@ -70,18 +70,22 @@ class OnnxDetector:
 
     def detect(self, frames: Sequence[np.ndarray], *, min_score: float | None = None) -> list[list[Detection]]:
         """``min_score`` lowers every class threshold to it (a tracker's second, low-score pass)."""
-        if not frames:
-            return []
+        thr = self.thresholds if min_score is None else np.minimum(self.thresholds, min_score)
+        # a session batch at a time: a lookout's tiles (~50 crops a frame) through one input
+        # buffer the size of the session's batch, not one grown to every crop of the call (1 MB a crop)
+        step = self.session.max_batch
+        return [dets for i in range(0, len(frames), step) for dets in self._detect(frames[i:i + step], thr)]
+
+    def _detect(self, frames: Sequence[np.ndarray], thr: np.ndarray) -> list[list[Detection]]:
         size = self.input_size
         batch = self._batch(len(frames))
         tfs = [self.format.preprocess(f, size, batch[i])[1] for i, f in enumerate(frames)]
         raws = self.format.decode(self.session.run(batch), size)
-        thr = self.thresholds if min_score is None else np.minimum(self.thresholds, min_score)
         return [self._finish(raw.boxes, raw.scores, tf, thr) for raw, tf in zip(raws, tfs, strict=True)]
 
     def _batch(self, n: int) -> np.ndarray:
         """The input batch [n, 3, h, w], in a buffer kept per thread and grown to the largest
-        batch seen: a detect allocates no model-sized arrays (see fit_into)."""
+        batch seen (at most the session's): a detect allocates no model-sized arrays (see fit_into)."""
         w, h = self.input_size
         return kept_buffer(self._local, "batch", (n, 3, h, w), np.float32)
 

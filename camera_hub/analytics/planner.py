@@ -53,12 +53,14 @@ class _Camera:
     live: bool = False  # delivering frames: only live cameras are planned (or can starve)
     hot: bool = False
     last: float | None = None  # time the last analysed sample was taken
+    last_stream: float | None = None  # and its own timestamp (Sample.stream_t)
     since: float = 0.0  # when it became live (the age of a camera never analysed counts from here)
     armed_at: float | None = None
     armed_from: float | None = None  # when its current sample was asked for (to its analysis: the cycle)
     waiting: float | None = None  # the time of its sample decoded and queued for analysis
     gop_s: float | None = None  # its keyframe interval, as the source measures it
-    intervals: list[tuple[float, bool]] = field(default_factory=list)  # recent (interval, was hot), bounded
+    # recent (interval, interval between receive times, was hot), bounded
+    intervals: list[tuple[float, float, bool]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,9 @@ class Starvation:
 
 
 KEEP_INTERVALS = 32  # per camera, for the p50/p95 the benchmarks print
+# a stream-time interval this far from the receive-time one is not trusted (a new RTSP session
+# restarts the timestamps; a camera's clock may be wrong): the receive time counts instead
+STREAM_TRUST_S = 1.0
 GOP_SLACK = 0.05  # a limit within 5 % of a GOP past a whole number of GOPs still counts that keyframe
 PROBE = 1.02  # the rate's rise per short batch while due cameras wait (x1.8 in 30 batches)
 MAX_RATE = 10_000.0  # samples/s: a bound for the probing, far above any one worker's analysis
@@ -180,8 +185,10 @@ class AnalysisPlanner:
             self.wait_s += 0.05 * (min(now - cam.armed_at, 10.0) - self.wait_s)
         cam.armed_at, cam.waiting = None, t
 
-    def analysed(self, camera_id: str, t: float, hot: bool, now: float | None = None) -> None:
-        """Its sample (taken at ``t``) went through the rules (at ``now``); ``hot``: a rule has something."""
+    def analysed(self, camera_id: str, t: float, hot: bool, now: float | None = None,
+                 stream_t: float | None = None) -> None:
+        """Its sample (taken at ``t``, its own timestamp ``stream_t``) went through the rules (at
+        ``now``); ``hot``: a rule has something."""
         cam = self.cameras.get(camera_id)
         if cam is None:
             return
@@ -190,10 +197,25 @@ class AnalysisPlanner:
             self.cycle_s += 0.05 * (min(done - cam.armed_from, 60.0) - self.cycle_s)
             cam.armed_from = None
         if cam.last is not None and t > cam.last:
-            cam.intervals.append((t - cam.last, cam.hot))
+            interval = self._interval(cam, t, stream_t)
+            cam.intervals.append((interval, t - cam.last, cam.hot))
             del cam.intervals[:-KEEP_INTERVALS]
-            metrics.ANALYSIS_INTERVAL.labels(camera=camera_id).set(round(t - cam.last, 2))
-        cam.last, cam.hot, cam.waiting = t, hot, None
+            metrics.ANALYSIS_INTERVAL.labels(camera=camera_id).set(round(interval, 2))
+        cam.last, cam.last_stream, cam.hot, cam.waiting = t, stream_t, hot, None
+
+    @staticmethod
+    def _interval(cam: _Camera, t: float, stream_t: float | None) -> float:
+        """How much of the camera's video went by between its two analysed frames: by their own
+        timestamps, which the worker's receive delays do not stretch (two keyframes 4.0 s apart
+        are 4.0 s apart, whenever their last packets were read); by receive time where those
+        cannot be compared."""
+        assert cam.last is not None
+        wall = t - cam.last
+        if stream_t is not None and cam.last_stream is not None:
+            video = stream_t - cam.last_stream
+            if video > 0 and abs(video - wall) <= STREAM_TRUST_S:
+                return video
+        return wall
 
     def batch_done(self, samples: int, seconds: float, *, full: bool = True) -> None:
         """The consumer analysed ``samples`` detector samples in ``seconds`` of its time; ``full``:
@@ -227,7 +249,8 @@ class AnalysisPlanner:
                         self.rate)
         return st
 
-    def intervals(self, hot: bool | None = None) -> list[float]:
+    def intervals(self, hot: bool | None = None, *, received: bool = False) -> list[float]:
         """Recent effective intervals of every camera (``hot``: only those the camera waited out
-        hot / idle)."""
-        return [x for c in self.cameras.values() for x, was_hot in c.intervals if hot is None or was_hot == hot]
+        hot / idle; ``received``: between the samples' receive times instead)."""
+        return [r if received else x for c in self.cameras.values() for x, r, was_hot in c.intervals
+                if hot is None or was_hot == hot]

@@ -18,6 +18,7 @@ only while the planner has armed the sampler, which then decodes one and disarms
 from __future__ import annotations
 
 import threading
+from fractions import Fraction
 
 import av
 import av.error
@@ -111,6 +112,7 @@ class Sampler:
         self._codec = "h264"
         self._params = b""  # the session's parameter sets (Annex B), put in front of each keyframe
         self._last_t: float | None = None
+        self._time_base: Fraction | None = None
         self._reformatter: VideoReformatter | None = None  # fps mode only (shared ones have theirs)
 
     def open(self, info: StreamInfo) -> None:
@@ -119,6 +121,7 @@ class Sampler:
         self._codec = info.codec
         self._params = info.extradata or b""
         self._last_t = None
+        self._time_base = info.time_base
         if self.keyframes_only:
             self._shared = KeyframeDecoder.shared(info.codec, info.width, info.height, self.skip_loop_filter)
             return
@@ -167,5 +170,6 @@ class Sampler:
         else:
             assert self._reformatter is not None
             bgr = _to_bgr(self._reformatter, frame)
-        return Sample(camera_id=self.camera_id, t=now, pts=frame.pts, frame=bgr,
-                      keyframe=bool(frame.key_frame))
+        tb = self._time_base
+        return Sample(camera_id=self.camera_id, t=now, pts=frame.pts, frame=bgr, keyframe=bool(frame.key_frame),
+                      stream_t=float(frame.pts * tb) if frame.pts is not None and tb else None)

@@ -171,7 +171,9 @@ class Worker:
                                "cycle_s": round(p.cycle_s, 2), "budget": p.budget(),
                                "starved": p.starvation(time.time()).starved,
                                "intervals_hot": [round(x, 2) for x in p.intervals(hot=True)],
-                               "intervals_idle": [round(x, 2) for x in p.intervals(hot=False)]}
+                               "intervals_idle": [round(x, 2) for x in p.intervals(hot=False)],
+                               "intervals_hot_received": [round(x, 2) for x in p.intervals(hot=True, received=True)],
+                               "intervals_idle_received": [round(x, 2) for x in p.intervals(hot=False, received=True)]}
         if self.evidence is not None:
             out["evidence"] = self.evidence.stats()
         return out
@@ -378,7 +380,7 @@ class Worker:
             for s in batch:
                 hot = hot_of(s.camera_id)
                 if self.planner is not None:
-                    self.planner.analysed(s.camera_id, s.t, hot, done)
+                    self.planner.analysed(s.camera_id, s.t, hot, done, s.stream_t)
                 if self.evidence is not None:
                     self.evidence.update(s.camera_id, hot, now)
         if self.planner is not None and detector_lane:

@@ -88,3 +88,15 @@ def test_urgency_counts_to_the_last_keyframe_within_the_limit():
     planner.wait_s = 0.5
     planner.s = s.model_copy(update={"max_in_flight": 1})  # a budget of one camera in flight
     assert planner.plan(100.0 + 12.0) == ["known"]
+
+
+def test_intervals_are_video_time_between_the_analysed_frames():
+    """Two keyframes 4.0 s apart in the stream are 4.0 s apart, however late the worker read the
+    second one's last packet; a new session's timestamps (a reconnect) fall back to receive time."""
+    planner = AnalysisPlanner(AnalysisSettings())
+    planner.add("c", detects=True, want_s=2.0)
+    planner.set_live("c", True, 0.0)
+    for t, stream_t in ((100.0, 50.0), (104.3, 54.0), (108.1, 58.0), (112.0, 0.04), (116.0, None)):
+        planner.analysed("c", t, False, t + 0.5, stream_t)
+    assert [round(x, 2) for x in planner.intervals()] == [4.0, 4.0, 3.9, 4.0]
+    assert [round(x, 2) for x in planner.intervals(received=True)] == [4.3, 3.8, 3.9, 4.0]

@@ -81,6 +81,18 @@ def test_int8_batch_of_8_equals_8_single_runs():
         assert np.allclose([d.box for d in a], [d.box for d in b], atol=0.5) if a else not b
 
 
+def test_a_call_of_many_frames_runs_in_session_batches_through_one_batch_sized_buffer():
+    # a lookout's tiles come ~50 crops a frame: the input buffer the detector keeps must stay one
+    # session batch (1 MB a crop), not grow to every crop of the largest call, for the worker's life
+    r = SceneRenderer("street_vending", 640, 360, seed=0)
+    frames = [r.frame(i)[0] for i in range(300, 300 + 20 * 25, 25)]
+    det = load_detector("sim-detector-int8", DetectorSettings(intra_op_threads=1, batch_size=4))
+    many = det.detect(frames)
+    assert det._local.batch.shape[0] == 4
+    in_fours = [d for i in range(0, 20, 4) for d in det.detect(frames[i:i + 4])]
+    assert [[(d.label, d.box) for d in x] for x in many] == [[(d.label, d.box) for d in x] for x in in_fours]
+    assert sum(map(len, many)) > 20  # the frames had something to find
+
 def test_openvino_gets_the_intra_op_thread_count():
     # left alone, OpenVINO sizes its own pool to every core: the setting must reach it
     assert provider_options([OPENVINO, "CPUExecutionProvider"], 1) == [{"num_of_threads": "1"}, {}]

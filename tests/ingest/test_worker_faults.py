@@ -13,8 +13,9 @@ import pytest
 from ingest_helpers import city, wait_until
 from prometheus_client import generate_latest
 
+from camera_hub.events import Sample
 from camera_hub.ingest.status import read_states
-from camera_hub.ingest.worker import Worker
+from camera_hub.ingest.worker import CountingConsumer, Worker
 from camera_hub.sim.rtsp_server import SimCameraSpec
 
 PASSWORD = "s3cret-Pw"
@@ -113,7 +114,14 @@ async def test_keyframe_only_sampling_and_the_ring(sim_server_factory, redis_cli
     cams = [{"id": i, "main_url": sim.url(i, "main"), "sub_url": sim.url(i)} for i in ("k1", "f1")]
     cams.append({"id": "look", "kind": "lookout", "main_url": sim.url("look", "main"), "sub_url": sim.url("look")})
     cfg = city(cams, ingest={"fps_cameras": {"f1": 5.0}, "ring_seconds": 3.0})
-    worker = Worker(cfg, worker_id="w-sampling")  # no Redis: holds every camera
+    kept: list[Sample] = []
+
+    class Keeping(CountingConsumer):
+        async def handle(self, samples: list[Sample]) -> None:
+            kept.extend(samples)
+            await super().handle(samples)
+
+    worker = Worker(cfg, worker_id="w-sampling", consumer=Keeping())  # no Redis: holds every camera
     await worker.start()
     try:
         await asyncio.sleep(7.0)
@@ -124,6 +132,10 @@ async def test_keyframe_only_sampling_and_the_ring(sim_server_factory, redis_cli
         assert k.packets >= 40 and 2 <= k.sampler.decoded <= k.packets / 15
         assert k.samples == k.sampler.decoded
         assert k.keyframe_interval_s is not None and abs(k.keyframe_interval_s - 2.0) < 0.3  # for the planner
+        # each sample carries its frame's own time (the planner's intervals): keyframes 2.0 s apart
+        stream = [s.stream_t for s in kept if s.camera_id == "k1"]
+        assert len(stream) >= 2 and all(x is not None for x in stream)
+        assert all(abs(b - a - 2.0) < 1e-6 for a, b in zip(stream, stream[1:], strict=False)), stream
         # fps mode decodes every frame and samples 5 per second
         assert f.sampler.decoded >= f.packets - 2 and f.samples >= 4 * (f.packets / 10) - 3
 
