@@ -60,7 +60,7 @@ class ForegroundModel:
         self._last: np.ndarray | None = None  # when it was last seen foreground or hidden by a mover
         self._seen: np.ndarray | None = None  # when it was last seen foreground
         self._mover: np.ndarray | None = None  # when a person or vehicle last covered it
-        self._small: np.ndarray | None = None
+        self._small: np.ndarray | None = None  # the last sample's crop, uint8 (a quarter of float32)
         self._scale = (1.0, 1.0)
         self.candidate = False  # something has stood out of the background lately (min_area or more)
         self._offset = (0, 0)  # the region's top left, frame pixels
@@ -105,7 +105,8 @@ class ForegroundModel:
                 self._mover = np.full((sh, sw), -np.inf, np.float32)
                 self._early = []
             return
-        small = self._small = small8.astype(np.float32)
+        self._small = small8
+        small = small8.astype(np.float32)
         movers = self._movers(dets, sw, sh)
         # the threshold scales down with the background's brightness: at night, goods on dark
         # paving differ from it by fewer grey levels than they do by day

@@ -60,7 +60,7 @@ def worker(
     from camera_hub.config import ConfigError, load_config
     from camera_hub.ingest.worker import Worker
     from camera_hub.redact import mask_url, setup_logging
-    from camera_hub.runtime import tune_gc, tune_malloc
+    from camera_hub.runtime import trim_loop, tune_gc, tune_malloc
 
     setup_logging(log_level)
     tune_malloc()  # before the camera threads start: their arenas follow it
@@ -112,9 +112,11 @@ def worker(
         live = await serve_live(cfg, w, client, prefix=prefix, secret=live_secret, host=live_host, port=live_port,
                                 advertise=live_advertise, ice_addresses=ice_addresses, udp_ports=ice_udp_ports)
         tune_gc()  # the model, config and servers are loaded: freeze them out of the collections
+        trimming = asyncio.create_task(trim_loop())
         try:
             await w.run(stop)
         finally:
+            trimming.cancel()
             if live is not None:
                 await live.stop()
             if consumer is not None:
