@@ -13,7 +13,8 @@ it starts the real processes (private Redis, the simulator with one camera, `cam
   the GOP, from the start of the WHEP exchange (offer made, POST, ICE, DTLS) to the first
   *decoded* picture in the client (aiortc), p50/p95; and the worker's part (session created →
   first frame handed to the RTP sender);
-- CPU per viewer: worker and API process CPU (utime + stime from /proc, not the client's) over
+- CPU per viewer: worker and API process CPU (utime + stime from /proc, not the client's; the
+  worker's kernel part, stime, also apart) over
   ``--seconds`` with 0, 1, 4 and 16 viewers watching; per viewer = (CPU with N − CPU with 0) / N.
   These clients count frames instead of decoding them (a client decoding 16 streams would take
   the cores the worker is measured on); every viewer must keep receiving frames.
@@ -48,9 +49,14 @@ SIZES = {"360p": (640, 360, 10, 20), "1080p": (1920, 1080, 25, 50)}  # width, he
 VIEWERS = (1, 4, 16)
 
 
-def cpu_s(pid: int) -> float:
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    return int(fields[11]) / TICK, int(fields[12]) / TICK
+
+
+def cpu_s(pid: int) -> float:
+    return sum(cpu_split(pid))
 
 
 def quantile(values: list[float], q: float) -> float | None:
@@ -110,18 +116,21 @@ async def measure(size: str, sender: str, args: argparse.Namespace, work: Path) 
             assert all(ok), [v.frames for v in viewers]
             await asyncio.sleep(2.0)  # past the catch-up burst
             frames0 = [v.frames for v in viewers]
-            w0, a0, t0 = cpu_s(worker), cpu_s(api), time.monotonic()
+            w0, a0, t0 = cpu_split(worker), cpu_s(api), time.monotonic()
             await asyncio.sleep(args.seconds)
-            w1, a1, t1 = cpu_s(worker), cpu_s(api), time.monotonic()
+            w1, a1, t1 = cpu_split(worker), cpu_s(api), time.monotonic()
+            (wu, ws), w0, w1 = ((b - a) / (t1 - t0) for a, b in zip(w0, w1, strict=True)), sum(w0), sum(w1)
             got = [v.frames - f for v, f in zip(viewers, frames0, strict=True)]
             st = await worker_stats(system)
             await asyncio.gather(*(v.close() for v in viewers))
-            row = {"viewers": n, "worker_cores": (w1 - w0) / (t1 - t0), "api_cores": (a1 - a0) / (t1 - t0),
+            row = {"viewers": n, "worker_cores": (w1 - w0) / (t1 - t0), "worker_user_cores": wu,
+                   "worker_system_cores": ws, "api_cores": (a1 - a0) / (t1 - t0),
                    "api_signalling_ms_per_session": 1000 * api_signalling / n if n else None,
                    "fps_min": min(got) / (t1 - t0) if got else None,
                    "dropped": sum(x["dropped"] for x in st["viewers"])}
             rows.append(row)
-            print(f"[{size}] {n:2d} viewers: worker {row['worker_cores']:.4f} cores, api {row['api_cores']:.4f}"
+            print(f"[{size}] {n:2d} viewers: worker {row['worker_cores']:.4f} cores (user {wu:.4f}, system {ws:.4f}), "
+                  f"api {row['api_cores']:.4f}"
                   + (f", slowest viewer {row['fps_min']:.1f} fps" if n else ""), flush=True)
             await asyncio.sleep(2.0)
         base = rows[0]
@@ -135,13 +144,14 @@ async def measure(size: str, sender: str, args: argparse.Namespace, work: Path) 
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    lines = ["| stream | viewers | worker CPU (cores) | per viewer | API CPU (cores) | slowest viewer fps |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = ["| stream | viewers | worker CPU (cores) | of which kernel | per viewer | API CPU (cores) | "
+             "slowest viewer fps |", "|---|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         for row in r["cpu"]:
             per = f"{row['worker_per_viewer']:.4f}" if "worker_per_viewer" in row else "–"
             fps = f"{row['fps_min']:.1f}" if row["fps_min"] is not None else "–"
-            lines.append(f"| {r['size']} {r['fps']} fps | {row['viewers']} | {row['worker_cores']:.4f} | {per} | "
+            lines.append(f"| {r['size']} {r['fps']} fps | {row['viewers']} | {row['worker_cores']:.4f} | "
+                         f"{row['worker_system_cores']:.4f} | {per} | "
                          f"{row['api_cores']:.4f} | {fps} |")
     lines += ["", "| stream | GOP | first frame p50 | p95 | max | worker part p50 / p95 | joins |",
               "|---|---:|---:|---:|---:|---:|---:|"]

@@ -5,9 +5,11 @@ or blurred person scores low but is still the same person), so ids survive a wea
 Samples arrive seconds apart, so boxes of a walking person barely overlap from one to the next:
 each track is predicted forward with its own smoothed velocity (a constant-velocity model, the
 part of ByteTrack's Kalman filter that matters at this rate), and the cost mixes IoU with the
-centre distance in units of the box size. Matching is a global optimum (Hungarian algorithm via
-``scipy.optimize.linear_sum_assignment``): greedy matching swaps ids between people who stand
-close together, which then restarts their dwell clocks.
+centre distance in units of the box size. Matching is a global optimum (``lap.lapjv``, the
+Jonker-Volgenant solver ByteTrack itself uses): greedy matching swaps ids between people who
+stand close together, which then restarts their dwell clocks. Not scipy's
+``linear_sum_assignment``, the same optimum: importing ``scipy.optimize`` for it cost each worker
+process 28 MB of private memory (and 22 MB of library pages), ``lap`` nothing measurable.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import lap
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from camera_hub.events import Detection, Track
 from detectors.nms import iou_matrix
@@ -71,8 +73,12 @@ class Tracker:
         cost = 1 - similarity(tb, db, self.params.distance_scale)
         same = np.array([[t.label == d.label for d in dets] for t in tracks])
         cost = np.where(same & (cost <= self.params.match_cost), cost, INFEASIBLE)
-        rows, cols = linear_sum_assignment(cost)
-        pairs = [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if cost[r, c] < INFEASIBLE]
+        # cost_limit: leaving a track and a detection both unmatched costs this, so every feasible
+        # pair (cost <= 1) is worth taking and none of INFEASIBLE is: the most feasible pairs,
+        # then the least cost, as scipy's linear_sum_assignment gives. Without it lapjv's padded
+        # problem came out suboptimal in 6 of 2,000 random ones with INFEASIBLE entries.
+        _, cols, _ = lap.lapjv(cost.astype(np.float64), extend_cost=True, cost_limit=INFEASIBLE / 10)
+        pairs = [(r, int(c)) for r, c in enumerate(cols) if c >= 0 and cost[r, c] < INFEASIBLE]
         mt, md = {r for r, _ in pairs}, {c for _, c in pairs}
         return pairs, [i for i in range(len(tracks)) if i not in mt], [j for j in range(len(dets)) if j not in md]
 

@@ -1,7 +1,9 @@
+import itertools
+
 import numpy as np
 
-from camera_hub.analytics.tracker import Tracker
-from camera_hub.events import Detection
+from camera_hub.analytics.tracker import INFEASIBLE, Tracker, similarity
+from camera_hub.events import Detection, Track
 
 
 def det(x, y, w=30, h=80, label="person", score=0.9):
@@ -53,3 +55,31 @@ def test_far_jump_is_a_new_track():
     (b,) = tr.update([det(500, 100)], t=2)
     assert b.track_id != a.track_id
     assert np.isclose(b.first_seen, 2)
+
+
+
+def test_matching_is_the_global_optimum_on_rectangular_problems():
+    """lap.lapjv on a padded (rectangular) cost: its pairs have the least total cost of every
+    assignment (brute force; an infeasible pair, other label or too far, costs INFEASIBLE and is
+    never kept), and every track and detection is either paired or left over."""
+    rng = np.random.default_rng(3)
+    tr = Tracker()
+    for n_tracks, n_dets in ((3, 5), (5, 3), (4, 4), (1, 6), (6, 1)):
+        for _ in range(20):
+            tracks = [Track(i, str(rng.choice(["person", "goods"], p=[0.8, 0.2])),
+                            det(*rng.uniform(0, 200, 2)).box, 0.9, 0.0, 0.0) for i in range(n_tracks)]
+            dets = [det(*rng.uniform(0, 200, 2)) for _ in range(n_dets)]
+            pairs, left, new = tr._match(tracks, dets, 1.0)
+            cost = 1 - similarity(np.array([t.box for t in tracks], np.float32),
+                                  np.array([d.box for d in dets], np.float32), tr.params.distance_scale)
+            feasible = (cost <= tr.params.match_cost) & np.array([[t.label == "person" for _ in dets] for t in tracks])
+            cost = np.where(feasible, cost, INFEASIBLE).astype(np.float64)
+            k = min(n_tracks, n_dets)
+            best = min(sum(cost[r, c] for r, c in zip(rows, range(n_dets), strict=False)) if n_tracks >= n_dets
+                       else sum(cost[r, c] for r, c in zip(range(n_tracks), rows, strict=False))
+                       for rows in itertools.permutations(range(max(n_tracks, n_dets)), k))
+            got = sum(cost[r, c] for r, c in pairs) + INFEASIBLE * (k - len(pairs))
+            assert abs(got - best) < 1e-6, (pairs, cost)
+            assert all(feasible[r, c] for r, c in pairs)
+            assert sorted(left + [r for r, _ in pairs]) == list(range(n_tracks))
+            assert sorted(new + [c for _, c in pairs]) == list(range(n_dets))
