@@ -17,6 +17,7 @@ import time
 import tracemalloc
 from collections.abc import Iterable
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 from test_rtsp_receiver import IDR, P, S, fu_a, rtp, stap_a
@@ -292,9 +293,29 @@ class BlastingServer(HostileServer):
                                           pass_fds=[conn.fileno()])
 
 
+PACED = """
+import select, socket, struct, sys, time
+sys.path.insert(0, sys.argv[2])
+from test_rtsp_receiver import P, rtp
+sock = socket.socket(fileno=int(sys.argv[1]))
+sys.stdin.readline()  # go
+seq = 0
+while not select.select([sys.stdin], [], [], 0.04)[0]:  # until the parent closes our stdin
+    nal = P[:1] + struct.pack(">d", time.monotonic()) + bytes(1400)
+    try:
+        sock.sendall(rtp(seq, seq * 3600, nal, True))
+    except OSError:
+        break
+    seq += 1
+print(seq, flush=True)
+"""
+
+
 class PacedServer(HostileServer):
     """A well-behaved camera: after PLAY and ``go``, a 1,400-byte frame every 40 ms that carries
-    the monotonic time it was sent, until ``stop``."""
+    the monotonic time it was sent, until ``stop``. A child process sends them: a thread of the
+    test's own would wait for the GIL behind the reactor reading the hostile camera (in one CI
+    run it got out 20 frames in 2 s instead of 50)."""
 
     def __init__(self) -> None:
         self.go, self.stop, self.sent = threading.Event(), threading.Event(), 0
@@ -304,15 +325,16 @@ class PacedServer(HostileServer):
         conn, _ = self.sock.accept()
         with conn, self.sock:
             self._handshake(conn)
+            child = subprocess.Popen([sys.executable, "-c", PACED, str(conn.fileno()), str(Path(__file__).parent)],
+                                     pass_fds=[conn.fileno()], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
+            assert child.stdin is not None
             self.go.wait(10.0)
-            seq = 0
-            while not self.stop.wait(0.04):
-                nal = P[:1] + struct.pack(">d", time.monotonic()) + bytes(1400)
-                try:
-                    conn.sendall(rtp(seq, seq * 3600, nal, True))
-                except OSError:
-                    return
-                seq, self.sent = seq + 1, self.sent + 1
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            self.stop.wait(10.0)
+            out, _ = child.communicate(timeout=10.0)  # closes its stdin: it stops and says how many it sent
+            self.sent = int(out)
 
 
 class CountingReceiver(RtspReceiver):
