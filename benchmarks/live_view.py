@@ -119,7 +119,8 @@ async def measure(size: str, sender: str, args: argparse.Namespace, work: Path) 
             w0, a0, t0 = cpu_split(worker), cpu_s(api), time.monotonic()
             await asyncio.sleep(args.seconds)
             w1, a1, t1 = cpu_split(worker), cpu_s(api), time.monotonic()
-            (wu, ws), w0, w1 = ((b - a) / (t1 - t0) for a, b in zip(w0, w1, strict=True)), sum(w0), sum(w1)
+            wu, ws = ((b - a) / (t1 - t0) for a, b in zip(w0, w1, strict=True))  # user, kernel
+            w0, w1 = sum(w0), sum(w1)
             got = [v.frames - f for v, f in zip(viewers, frames0, strict=True)]
             st = await worker_stats(system)
             await asyncio.gather(*(v.close() for v in viewers))

@@ -41,15 +41,20 @@ ARENA_MAX = 2
 MMAP_THRESHOLD = 128 * 1024  # blocks from 128 KiB up get their own mapping, returned on free
 
 
+def _glibc(function: str) -> Callable[..., int] | None:
+    """A function of glibc's malloc (``mallopt``, ``malloc_trim``); None where the C library has
+    none (musl and others: nothing to tune)."""
+    name = ctypes.util.find_library("c")
+    try:
+        return getattr(ctypes.CDLL(name), function) if name else None
+    except (OSError, AttributeError):
+        return None
+
+
 def tune_malloc() -> bool:
     """Apply the settings above unless the environment chose its own; False where this is not glibc."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # musl and others have no mallopt: nothing to tune
+    mallopt = _glibc("mallopt")
+    if mallopt is None:
         return False
     ok = True
     if "MALLOC_ARENA_MAX" not in os.environ:
@@ -64,21 +69,13 @@ def tune_malloc() -> bool:
 TRIM_EVERY_S = 10.0
 
 
-def _libc_trim() -> Callable[[int], int] | None:
-    name = ctypes.util.find_library("c")
-    try:
-        return ctypes.CDLL(name).malloc_trim if name else None
-    except (OSError, AttributeError):  # not glibc
-        return None
-
-
 async def trim_loop(every_s: float = TRIM_EVERY_S) -> None:
     """Every ``every_s``, hand the free pages inside malloc's arenas back to the system (glibc's
     ``malloc_trim``; by itself glibc returns only the free top of a heap). The packet rings churn
     ~1,000 packets a second of mixed sizes, and the holes they leave held 60–70 MB of a
     500-camera worker's resident memory (benchmarks/README.md, City scale); a trim walks the free
     lists in 7–40 ms (measured at 500 cameras), on a thread of the loop's pool."""
-    trim = _libc_trim()
+    trim = _glibc("malloc_trim")
     if trim is None:
         return
     while True:

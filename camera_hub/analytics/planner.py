@@ -197,25 +197,24 @@ class AnalysisPlanner:
             self.cycle_s += 0.05 * (min(done - cam.armed_from, 60.0) - self.cycle_s)
             cam.armed_from = None
         if cam.last is not None and t > cam.last:
-            interval = self._interval(cam, t, stream_t)
-            cam.intervals.append((interval, t - cam.last, cam.hot))
+            received = t - cam.last
+            interval = self._interval(received, stream_t, cam.last_stream)
+            cam.intervals.append((interval, received, cam.hot))
             del cam.intervals[:-KEEP_INTERVALS]
             metrics.ANALYSIS_INTERVAL.labels(camera=camera_id).set(round(interval, 2))
         cam.last, cam.last_stream, cam.hot, cam.waiting = t, stream_t, hot, None
 
     @staticmethod
-    def _interval(cam: _Camera, t: float, stream_t: float | None) -> float:
+    def _interval(received: float, stream_t: float | None, last_stream: float | None) -> float:
         """How much of the camera's video went by between its two analysed frames: by their own
         timestamps, which the worker's receive delays do not stretch (two keyframes 4.0 s apart
-        are 4.0 s apart, whenever their last packets were read); by receive time where those
-        cannot be compared."""
-        assert cam.last is not None
-        wall = t - cam.last
-        if stream_t is not None and cam.last_stream is not None:
-            video = stream_t - cam.last_stream
-            if video > 0 and abs(video - wall) <= STREAM_TRUST_S:
+        are 4.0 s apart, whenever their last packets were read); by receive time (``received``)
+        where those cannot be compared."""
+        if stream_t is not None and last_stream is not None:
+            video = stream_t - last_stream
+            if video > 0 and abs(video - received) <= STREAM_TRUST_S:
                 return video
-        return wall
+        return received
 
     def batch_done(self, samples: int, seconds: float, *, full: bool = True) -> None:
         """The consumer analysed ``samples`` detector samples in ``seconds`` of its time; ``full``:
