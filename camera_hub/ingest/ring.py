@@ -76,7 +76,7 @@ class PacketRing:
 
     def append(self, pkt: EncodedPacket) -> None:
         with self._lock:
-            for fn in self._listeners:  # cheap and non-blocking: they hand the packet to an event loop
+            for fn in self._listeners:  # never blocking: live view sends to its viewers from here (non-blocking UDP)
                 fn(pkt)
             if pkt.is_keyframe:
                 self._gops.append(_Gop())

@@ -2,14 +2,18 @@
 
 Nothing is decoded or encoded: each frame is packetised for RTP once, for all the camera's viewers
 (:attr:`Frame.payloads`: STAP-A for small NAL units, FU-A for large ones, as aiortc's
-``H264Encoder.pack`` does), and each viewer's send loop (:mod:`camera_hub.live.sender`) reads
-:meth:`ViewerTrack.next_frame`; aiortc's own sender, where it runs, calls ``recv()`` and gets an
-``av.Packet`` (Annex B, with ``pts`` and ``time_base``) that it packetises itself. Either way the
-viewer's PLI/FIR is ignored (there is no encoder to ask for a keyframe), so every viewer starts on
-a keyframe: the camera's last GOP, which the
+``H264Encoder.pack`` does). Either way the viewer's PLI/FIR is ignored (there is no encoder to ask
+for a keyframe), so every viewer starts on a keyframe: the camera's last GOP, which the
 :class:`~camera_hub.ingest.ring.PacketRing` hands over when the :class:`LiveCamera` subscribes,
 with SPS/PPS put in front of every IDR that comes without them (from the SDP's
 ``sprop-parameter-sets``).
+
+Threads: the fan-out runs in the thread that reads the camera (the ring calls it under its lock),
+and so does the sending, once a viewer's lean send loop (:mod:`camera_hub.live.sender`) is
+connected (:meth:`ViewerTrack.run_direct`): no hand-off to the event loop per frame, which cost
+more than the sending itself (benchmarks/README.md, "Where the first viewer's CPU goes"). Until
+then, and for aiortc's own send loop (``recv()``, an ``av.Packet`` in Annex B with ``pts`` and
+``time_base``), frames wait in the viewer's bounded queue and the loop is woken for each.
 
 Timing: a new viewer gets the GOP so far at once, then live frames as they arrive. Frames a
 viewer's sender is more than one frame behind on (the GOP at the start, a burst after a stall)
@@ -26,6 +30,7 @@ import asyncio
 import collections
 import functools
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -101,15 +106,26 @@ def to_ticks(pkt: EncodedPacket) -> int:
 
 
 class ViewerTrack(MediaStreamTrack):
-    """What one viewer's RTP sender reads: frames from its camera's fan-out, keyframe first."""
+    """What one viewer is sent: frames from its camera's fan-out, keyframe first.
+
+    :meth:`put` is called by the fan-out, in the camera's thread (or the event loop, for the GOP
+    a viewer joins on). With a sink (:meth:`run_direct`) the frame is sent there and then;
+    otherwise it is queued and the event loop woken for :meth:`next_frame`."""
 
     kind = "video"
 
     def __init__(self, max_frames: int = MAX_QUEUE_FRAMES) -> None:
         super().__init__()
+        try:
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
         self.max_frames = max_frames
+        self._lock = threading.Lock()  # the queue, the stamps and the sink: the camera's thread and the loop
         self._frames: collections.deque[Frame] = collections.deque()
         self._ready = asyncio.Event()
+        self._done = asyncio.Event()  # the track stopped, or the sink's connection went
+        self._sink: Callable[[Frame, int], bool] | None = None
         self._need_key = True
         self._last_in: int | None = None
         self._out = 0
@@ -119,19 +135,35 @@ class ViewerTrack(MediaStreamTrack):
         self.on_stop: Callable[[ViewerTrack], None] | None = None
 
     def put(self, frame: Frame) -> None:
-        if self._need_key:
-            if not frame.key:
+        with self._lock:
+            if self.readyState != "live":
                 return
-            self._need_key = False
-        if len(self._frames) >= self.max_frames:  # the sender stalled: start again at a keyframe
-            self.dropped += len(self._frames)
-            self._frames.clear()
-            if not frame.key:
-                self._need_key = True
-                self.dropped += 1
+            if self._need_key:
+                if not frame.key:
+                    return
+                self._need_key = False
+            if self._sink is not None:
+                self._send(frame)
                 return
-        self._frames.append(frame)
-        self._ready.set()
+            if len(self._frames) >= self.max_frames:  # the sender stalled: start again at a keyframe
+                self.dropped += len(self._frames)
+                self._frames.clear()
+                if not frame.key:
+                    self._need_key = True
+                    self.dropped += 1
+                    return
+            self._frames.append(frame)
+        self._wake(self._ready)
+
+    def _wake(self, event: asyncio.Event) -> None:
+        """Set ``event`` from any thread (asyncio's events are the loop's alone)."""
+        if self._loop is None:
+            event.set()
+            return
+        try:
+            self._loop.call_soon_threadsafe(event.set)
+        except RuntimeError:  # the loop is closed: the worker is stopping
+            pass
 
     def _stamp(self, frame: Frame) -> int:
         if self._last_in is None:
@@ -145,20 +177,48 @@ class ViewerTrack(MediaStreamTrack):
         self._out += step
         return self._out
 
-    async def next_frame(self) -> tuple[Frame, int]:
-        """The next frame and its RTP time (90 kHz, from 0): what the live send loop reads."""
-        while not self._frames:
-            if self.readyState != "live":
-                raise MediaStreamError
-            self._ready.clear()
-            await self._ready.wait()
-        if self.readyState != "live":
-            raise MediaStreamError
-        frame = self._frames.popleft()
+    def _take(self, frame: Frame) -> int:
+        """Count ``frame`` as sent (just taken off the queue, or never queued); its RTP time."""
         if self.first_sent_at is None:
             self.first_sent_at = time.monotonic()
         self.sent += 1
-        return frame, self._stamp(frame)
+        return self._stamp(frame)
+
+    def _send(self, frame: Frame) -> None:
+        """Through the sink, under the lock; a sink that says its connection is gone is dropped."""
+        assert self._sink is not None
+        if not self._sink(frame, self._take(frame)):
+            self._sink = None
+            self._wake(self._done)
+
+    async def run_direct(self, sink: Callable[[Frame, int], bool]) -> None:
+        """Send every frame through ``sink(frame, rtp_ticks)`` from now on: those queued at once,
+        then each in the thread that reads the camera, as the fan-out puts it. Returns when the
+        track stops or ``sink`` returns False (its connection is gone); after that the sink is
+        never called again."""
+        with self._lock:
+            if self.readyState != "live":
+                return
+            self._sink = sink
+            while self._frames and self._sink is not None:
+                self._send(self._frames.popleft())
+        try:
+            await self._done.wait()
+        finally:
+            with self._lock:  # waits for a send in progress in the camera's thread
+                self._sink = None
+
+    async def next_frame(self) -> tuple[Frame, int]:
+        """The next frame and its RTP time (90 kHz, from 0), for a sender on the event loop."""
+        while True:
+            if self.readyState != "live":
+                raise MediaStreamError
+            with self._lock:
+                if self._frames:
+                    frame = self._frames.popleft()
+                    return frame, self._take(frame)
+                self._ready.clear()
+            await self._ready.wait()
 
     async def recv(self) -> av.Packet:
         """The next frame as aiortc's own sender takes it: Annex B in an ``av.Packet``."""
@@ -171,7 +231,10 @@ class ViewerTrack(MediaStreamTrack):
     def stop(self) -> None:
         if self.readyState == "live":
             super().stop()
+            with self._lock:  # no send from the camera's thread after this
+                self._sink = None
             self._ready.set()
+            self._done.set()
             if self.on_stop is not None:
                 self.on_stop(self)
 
@@ -194,34 +257,46 @@ class LiveCamera:
         self._last_ticks: int | None = None
         self._reorders = 0
         self._subscribed = False
+        # all of the above, in the camera's thread (the ring's listener) and the event loop
+        self._lock = threading.Lock()
+        self._early: list[EncodedPacket] | None = None  # what came while start() took the GOP
 
     # ------------------------------------------------------------------ ring side
     def start(self) -> None:
         """Subscribe to the ring: its last GOP now, every packet after it as it comes."""
         if self._subscribed:
             return
+        with self._lock:
+            self._early = []
+        # not under our lock: the ring calls _from_ring under its own, which then takes ours
         info, gop = self.ring.subscribe(self._from_ring)
-        self._subscribed = True
-        self.info = info
-        for pkt in gop:
-            self._push(pkt)
+        with self._lock:
+            self._subscribed = True
+            self.info = info
+            for pkt in [*gop, *self._early]:
+                self._push(pkt)
+            self._early = None
 
     def close(self) -> None:
         if self._subscribed:
             self.ring.unsubscribe(self._from_ring)
+        with self._lock:
             self._subscribed = False
-        for v in list(self.viewers):
+            viewers = list(self.viewers)
+            self.viewers.clear()
+        for v in viewers:
             v.stop()
-        self.viewers.clear()
 
     def _from_ring(self, pkt: EncodedPacket) -> None:
-        """In the source's thread, under the ring's lock: hand the packet to the event loop."""
-        try:
-            self._loop.call_soon_threadsafe(self._push, pkt)
-        except RuntimeError:  # the loop is closed: the worker is stopping
-            pass
+        """In the source's thread, under the ring's lock: to every viewer, from this thread."""
+        with self._lock:
+            if self._early is not None:
+                self._early.append(pkt)
+            else:
+                self._push(pkt)
 
     def _push(self, pkt: EncodedPacket) -> None:
+        """Under the lock."""
         if not self._subscribed:
             return
         self.frames_in += 1
@@ -263,7 +338,10 @@ class LiveCamera:
             self.unsupported = why
             log.info("camera %s: live view refused: %s", self.camera_id, why.split(",")[0])
             if self._on_unsupported is not None:
-                self._on_unsupported(self, why)
+                try:
+                    self._loop.call_soon_threadsafe(self._on_unsupported, self, why)
+                except RuntimeError:  # the loop is closed: the worker is stopping
+                    pass
 
     # ------------------------------------------------------------------ viewers
     def check(self) -> None:
@@ -275,12 +353,14 @@ class LiveCamera:
             raise Unsupported(self.unsupported)
 
     def add(self, viewer: ViewerTrack) -> None:
-        self.viewers.add(viewer)
-        for frame in self.gop:
-            viewer.put(frame)
+        with self._lock:
+            self.viewers.add(viewer)
+            for frame in self.gop:
+                viewer.put(frame)
 
     def remove(self, viewer: ViewerTrack) -> None:
-        self.viewers.discard(viewer)
+        with self._lock:
+            self.viewers.discard(viewer)
 
     @property
     def has_keyframe(self) -> bool:

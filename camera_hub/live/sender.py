@@ -1,30 +1,40 @@
-"""The RTP send loop of a live viewer: aiortc's, with the work that is the same for every viewer
-of a camera done once per frame instead of once per viewer and packet.
+"""The RTP sending of a live viewer: aiortc's, with the work that is the same for every viewer
+of a camera done once per frame instead of once per viewer and packet, and done in the thread that
+reads the camera instead of an event loop task woken for every frame.
 
-aiortc's loop (``RTCRtpSender._run_rtp``) does, for each viewer and frame: split the access unit
-into NAL units and packetise it (``H264Encoder.pack``), then for each packet make an ``RtpPacket``,
-read the clock twice (``datetime``), serialise the header and its extensions, SRTP-protect it and
-send it down three coroutine layers (DTLS transport, ICE transport, aioice). Here:
+aiortc's loop (``RTCRtpSender._run_rtp``) does, for each viewer and frame: wake its task, split the
+access unit into NAL units and packetise it (``H264Encoder.pack``), then for each packet make an
+``RtpPacket``, read the clock twice (``datetime``), serialise the header and its extensions,
+SRTP-protect it and send it down three coroutine layers (DTLS transport, ICE transport, aioice).
+Here, once the viewer is connected (:meth:`~camera_hub.live.media.ViewerTrack.run_direct`):
 
+- each frame is sent from the camera's fan-out, in the thread that read it: waking the event
+  loop for each frame (and passing the GIL to it) cost more than the sending;
 - each frame is packetised once per camera (:attr:`~camera_hub.live.media.Frame.payloads`, the same
   STAP-A/FU-A payloads aiortc makes), shared by all its viewers;
 - the header extensions (``mid``, ``abs-send-time``) are serialised once per frame: a frame's
   packets leave in one burst, so one send time serves them all;
 - per packet only what differs per viewer: the 12-byte header (sequence number, SSRC), SRTP
-  (libsrtp, each viewer has its own keys) and ``sendto`` on the ICE pair's socket.
+  (libsrtp, each viewer has its own keys) and ``sendto`` on the ICE pair's UDP socket (the socket
+  itself, non-blocking: asyncio's transport is the loop's alone; a full socket buffer loses the
+  packet, as the network would, and the viewer's NACK brings it back).
 
-Everything else stays aiortc's: RTCP (sender reports from the counters kept here, receiver
-reports, NACK answered by RTX from the history kept here), DTLS, ICE and consent. The loop uses
-aiortc's private sender attributes; :func:`install` checks they are there and otherwise leaves
-aiortc's own loop in place (another aiortc version). The DTLS transport's own byte counters
+Everything else stays aiortc's, on the event loop: RTCP (sender reports from the counters kept
+here, receiver reports, NACK answered by RTX from the history kept here), DTLS, ICE and consent.
+The SRTP session is the one thing both threads use: :func:`_locked_srtp` puts a lock around it.
+This uses aiortc's private sender attributes; :func:`install` checks they are there and otherwise
+leaves aiortc's own loop in place (another aiortc version). The DTLS transport's own byte counters
 (``getStats()`` "transport") do not count these packets; the sender's do.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 import struct
+import threading
 import types
 from typing import Any
 
@@ -33,6 +43,8 @@ from aiortc import clock
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import RTP_HISTORY_SIZE, HeaderExtensions
 from aiortc.utils import random16, random32
+
+from camera_hub.live.media import Frame
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +58,10 @@ _OSN = struct.Struct("!H")
 
 
 def install(sender: Any) -> bool:
-    """Make ``sender`` (an ``RTCRtpSender`` whose track is a ViewerTrack, before it starts) run
-    this loop. False, and aiortc's loop kept, when the sender lacks what the loop needs."""
+    """Make ``sender`` (an ``RTCRtpSender`` whose track is a ViewerTrack, before it starts) send
+    this way. False, and aiortc's loop kept, when the sender lacks what this needs."""
     if not all(hasattr(sender, _S + a) for a in _ATTRS) or not hasattr(sender, "_ssrc") \
-            or not hasattr(getattr(sender, _S + "track"), "next_frame"):
+            or not hasattr(getattr(sender, _S + "track"), "run_direct"):
         log.warning("live view: this aiortc's RTCRtpSender is not the one the lean send loop knows; "
                     "using aiortc's own (more CPU per viewer)")
         return False
@@ -58,61 +70,104 @@ def install(sender: Any) -> bool:
     return True
 
 
-def _pair(transport: Any) -> tuple[Any, Any, Any] | None:
-    """(SRTP session, the selected pair's socket, the pair) of a DTLS transport while it is
-    connected; the socket is None when the pair is not a plain UDP one (a TURN relay has its own
-    framing: the pair's protocol's ``send_data`` then)."""
+class _LockedSrtp:
+    """A libsrtp session used from two threads: RTP from the camera's, RTCP (and RTX) from the loop."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+        self._lock = threading.Lock()
+
+    def protect(self, data: bytes) -> bytes:
+        with self._lock:
+            return self._session.protect(data)
+
+    def protect_rtcp(self, data: bytes) -> bytes:
+        with self._lock:
+            return self._session.protect_rtcp(data)
+
+
+def _locked_srtp(transport: Any) -> None:
+    """On the event loop, before any send from another thread."""
+    if transport._tx_srtp is not None and not isinstance(transport._tx_srtp, _LockedSrtp):
+        transport._tx_srtp = _LockedSrtp(transport._tx_srtp)
+
+
+def _pair(transport: Any) -> tuple[Any, socket.socket, Any] | None:
+    """(SRTP session, the selected pair's UDP socket, the remote address) of a DTLS transport
+    while it is connected. Live view has no TURN server, so the pair is a host one: its protocol
+    is aioice's plain UDP one, whose asyncio transport holds the socket."""
     if transport.state != "connected" or transport._tx_srtp is None:
         return None
     pair = transport.transport._connection._nominated.get(1)
-    if pair is None:
+    if pair is None or type(pair.protocol) is not StunProtocol:
         return None
-    sock = getattr(pair.protocol, "transport", None) if type(pair.protocol) is StunProtocol else None
-    return transport._tx_srtp, sock, pair
+    sock = getattr(getattr(pair.protocol, "transport", None), "_sock", None)
+    if not isinstance(sock, socket.socket):
+        return None
+    return transport._tx_srtp, sock, pair.remote_addr
+
+
+class _Stream:
+    """One viewer's RTP stream: its sequence numbers, timestamp origin and counters. :meth:`send`
+    runs in the camera's thread (the fan-out's, under the viewer's lock)."""
+
+    def __init__(self, sender: Any, codec: Any) -> None:
+        self.sender = sender
+        self.history: dict[int, tuple[int, int, bytes]] = getattr(sender, _S + "rtp_history")
+        self.extensions = getattr(sender, _S + "rtp_header_extensions_map")
+        self.mid = getattr(sender, _S + "mid")
+        self.pt, self.ssrc = codec.payloadType, sender._ssrc
+        self.seq = random16() % 32768  # as aiortc: far from the wrap, which upsets some SRTP receivers
+        self.origin = random32()
+        self.octets = self.packets = 0
+
+    def send(self, frame: Frame, ticks: int) -> bool:
+        """Send ``frame`` at RTP time ``ticks``; False when the connection is gone."""
+        sender = self.sender
+        if not sender._enabled or not frame.payloads:
+            return True
+        found = _pair(sender.transport)
+        if found is None:
+            return False
+        srtp, sock, addr = found
+        timestamp = (self.origin + ticks) & 0xFFFFFFFF
+        ntp = clock.current_ntp_time()
+        profile, values = self.extensions.set(HeaderExtensions(mid=self.mid, abs_send_time=(ntp >> 14) & 0xFFFFFF))
+        b0 = 0x90 if values else 0x80  # version 2, and the extension bit
+        ext = _EXT.pack(profile, len(values) >> 2) + values if values else b""
+        head_len = 12 + len(ext)
+        last = len(frame.payloads) - 1
+        seq, history = self.seq, self.history
+        try:
+            for i, payload in enumerate(frame.payloads):
+                data = _HEADER.pack(b0, self.pt | (0x80 if i == last else 0), seq, timestamp, self.ssrc) + ext + payload
+                history[seq % RTP_HISTORY_SIZE] = (seq, head_len, data)
+                with contextlib.suppress(BlockingIOError):  # a full socket buffer: lost, as on the wire
+                    sock.sendto(srtp.protect(data), addr)
+                self.octets += len(payload)
+                seq = (seq + 1) & 0xFFFF
+        except OSError:
+            return False
+        finally:
+            self.seq = seq
+        self.packets += last + 1
+        # what RTCP sender reports and getStats read (on the loop: plain attributes, whole values)
+        setattr(sender, _S + "ntp_timestamp", ntp)
+        setattr(sender, _S + "rtp_timestamp", timestamp)
+        setattr(sender, _S + "octet_count", self.octets)
+        setattr(sender, _S + "packet_count", self.packets)
+        return True
 
 
 async def _run_rtp(self: Any, codec: Any) -> None:
+    """aiortc starts this when DTLS is connected; it ends with the track or the connection."""
     getattr(self, _S + "rtp_started").set()
     track = getattr(self, _S + "track")
-    history: dict[int, tuple[int, int, bytes]] = getattr(self, _S + "rtp_history")
-    extensions = getattr(self, _S + "rtp_header_extensions_map")
-    mid = getattr(self, _S + "mid")
-    pt, ssrc = codec.payloadType, self._ssrc
-    seq = random16() % 32768  # as aiortc: far from the wrap, which upsets some SRTP receivers
-    origin = random32()
-    octets = packets = 0
     try:
-        while True:
-            frame, ticks = await track.next_frame()
-            if not self._enabled or not frame.payloads:
-                continue
-            found = _pair(self.transport)
-            if found is None:
-                raise ConnectionError("not connected")
-            srtp, sock, pair = found
-            addr = pair.remote_addr
-            timestamp = (origin + ticks) & 0xFFFFFFFF
-            ntp = clock.current_ntp_time()
-            profile, values = extensions.set(HeaderExtensions(mid=mid, abs_send_time=(ntp >> 14) & 0xFFFFFF))
-            b0 = 0x90 if values else 0x80  # version 2, and the extension bit
-            ext = _EXT.pack(profile, len(values) >> 2) + values if values else b""
-            head_len = 12 + len(ext)
-            last = len(frame.payloads) - 1
-            for i, payload in enumerate(frame.payloads):
-                data = _HEADER.pack(b0, pt | (0x80 if i == last else 0), seq, timestamp, ssrc) + ext + payload
-                history[seq % RTP_HISTORY_SIZE] = (seq, head_len, data)
-                if sock is not None:
-                    sock.sendto(srtp.protect(data), addr)
-                else:
-                    await pair.protocol.send_data(srtp.protect(data), pair.remote_addr)
-                octets += len(payload)
-                seq = (seq + 1) & 0xFFFF
-            packets += last + 1
-            # what RTCP sender reports and getStats read
-            setattr(self, _S + "ntp_timestamp", ntp)
-            setattr(self, _S + "rtp_timestamp", timestamp)
-            setattr(self, _S + "octet_count", octets)
-            setattr(self, _S + "packet_count", packets)
+        _locked_srtp(self.transport)
+        if _pair(self.transport) is None:
+            raise ConnectionError("not connected, or not over a host UDP pair")
+        await track.run_direct(_Stream(self, codec).send)
     except (asyncio.CancelledError, ConnectionError, MediaStreamError, OSError):
         pass
     except Exception:  # noqa: BLE001 - like aiortc's loop: rtp_exited must be set, or stop() hangs
@@ -138,8 +193,8 @@ async def _retransmit(self: Any, sequence_number: int) -> None:
         data = (_HEADER.pack(data[0], (data[1] & 0x80) | rtx_pt, rtx_seq, *struct.unpack("!L", data[4:8]),
                              self._rtx_ssrc)
                 + data[12:head_len] + _OSN.pack(sequence_number) + data[head_len:])
-    srtp, sock, pair = found
-    if sock is not None:
-        sock.sendto(srtp.protect(data), pair.remote_addr)
-    else:
-        await pair.protocol.send_data(srtp.protect(data), pair.remote_addr)
+    srtp, sock, addr = found
+    try:
+        sock.sendto(srtp.protect(data), addr)
+    except OSError:  # a full buffer, or the socket closing: the viewer asks again or is gone
+        pass

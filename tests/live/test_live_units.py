@@ -63,7 +63,7 @@ async def test_a_viewer_starts_on_the_keyframe_with_parameter_sets_in_front() ->
     first = await v.recv()
     assert {7, 8, 5} <= h264_nal_types(bytes(first)) and first.pts == 0 and first.time_base == Fraction(1, 90000)
     for p in packets[15:]:
-        ring.append(p)  # from this thread: the camera gets them through the loop
+        ring.append(p)  # as the camera's thread would: the fan-out runs in the appending thread
     await asyncio.sleep(0.05)
     n = 1
     while v._frames:
@@ -73,6 +73,52 @@ async def test_a_viewer_starts_on_the_keyframe_with_parameter_sets_in_front() ->
     cam.close()
     assert v.readyState == "ended"
     assert not ring._listeners  # unsubscribed
+
+
+async def test_viewers_joining_while_the_camera_thread_appends_get_every_frame_once_in_order() -> None:
+    """The fan-out runs in the thread that appends to the ring, start() and add() on the loop:
+    whenever they land between two appends, each viewer gets one keyframe-led run of frames with
+    nothing missing, repeated or out of order, up to the last frame appended. The ring here lets
+    the camera's thread in between the subscription and the hand-over of the GOP."""
+    import time
+
+    class SlowRing(PacketRing):
+        def subscribe(self, fn):  # type: ignore[no-untyped-def]
+            got = super().subscribe(fn)
+            time.sleep(0.002)  # the camera's thread appends meanwhile
+            return got
+
+    info, packets = h264(300, gop=10)
+    for attempt in range(10):
+        ring = SlowRing(60, 64 << 20)
+        ring.set_info(info)
+        for p in packets[:5 + attempt]:
+            ring.append(p)
+        cam = LiveCamera("cam", ring, asyncio.get_running_loop())
+        go = threading.Event()
+
+        def camera(ring: PacketRing = ring, go: threading.Event = go,
+                   rest: list[EncodedPacket] = packets[5 + attempt:]) -> None:
+            go.set()
+            for p in rest:
+                ring.append(p)
+                time.sleep(0.0002)
+
+        t = threading.Thread(target=camera)
+        t.start()
+        go.wait()
+        cam.start()
+        viewers = [ViewerTrack(max_frames=400) for _ in range(3)]
+        for v in viewers:
+            cam.add(v)
+            await asyncio.sleep(0)
+        t.join()
+        ticks = [p.pts for p in packets]
+        for v in viewers:
+            got = [f.ticks for f in v._frames]
+            start = ticks.index(got[0])
+            assert packets[start].is_keyframe and got == ticks[start:], attempt
+        cam.close()
 
 
 async def test_b_frames_and_hevc_are_refused_with_a_reason() -> None:
@@ -276,11 +322,14 @@ async def test_serve_live_needs_a_secret_and_takes_the_worker_options() -> None:
 
 # ------------------------------------------------------------------ the lean RTP send loop
 async def test_lean_sender_sends_what_aiortc_would_and_retransmits_as_rtx() -> None:
-    """camera_hub/live/sender.py on a real aiortc RTCRtpSender, its transport replaced by one that
-    records datagrams (SRTP left out, so they can be parsed): the payloads are aiortc's own
+    """camera_hub/live/sender.py on a real aiortc RTCRtpSender whose ICE pair is a real UDP socket
+    on 127.0.0.1 (SRTP left out, so the datagrams can be parsed): the payloads are aiortc's own
     packetisation of each frame, the headers parse with aiortc's parser, the counters RTCP reads
-    move, and a NACKed packet comes back as RTX that aiortc's unwrap_rtx turns into the original."""
+    move, a frame put from the camera's thread is on the wire before put() returns (no hand-off
+    to the event loop), and a NACKed packet comes back as RTX that aiortc's unwrap_rtx turns into
+    the original."""
     import os
+    import socket
     from types import SimpleNamespace
 
     import av
@@ -292,10 +341,18 @@ async def test_lean_sender_sends_what_aiortc_would_and_retransmits_as_rtx() -> N
 
     from camera_hub.live.sender import install
 
-    sent: list[tuple[bytes, tuple[str, int]]] = []
-    protocol_ = StunProtocol(None)  # the selected pair's protocol: its socket records what is sent
-    protocol_.transport = SimpleNamespace(sendto=lambda data, addr: sent.append((data, addr)))
-    pair = SimpleNamespace(protocol=protocol_, remote_addr=("10.0.0.2", 5000))
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    tx.setblocking(False)
+    rx.settimeout(2)
+
+    def received(n: int) -> list[bytes]:
+        return [rx.recv(65536) for _ in range(n)]
+
+    protocol_ = StunProtocol(None)  # the selected pair's protocol, its asyncio transport's socket
+    protocol_.transport = SimpleNamespace(_sock=tx)
+    pair = SimpleNamespace(protocol=protocol_, remote_addr=rx.getsockname())
     transport = SimpleNamespace(state="connected", _tx_srtp=SimpleNamespace(protect=lambda d: d),
                                 transport=SimpleNamespace(_connection=SimpleNamespace(_nominated={1: pair})))
     track = ViewerTrack()
@@ -307,11 +364,11 @@ async def test_lean_sender_sends_what_aiortc_would_and_retransmits_as_rtx() -> N
     sender._RTCRtpSender__mid = "0"
     sender._RTCRtpSender__rtx_payload_type = 97
     assert install(sender)
-    # an IDR with SPS/PPS in front (STAP-A) and a 5 kB slice (FU-A), then a small P slice
+    # an IDR with SPS/PPS in front (STAP-A) and a 5 kB slice (FU-A), then small P slices
     idr = b"".join(b"\x00\x00\x00\x01" + n for n in (b"\x67" + os.urandom(12), b"\x68" + os.urandom(4),
                                                        b"\x65" + os.urandom(5000)))
     p = b"\x00\x00\x00\x01\x41" + os.urandom(300)
-    frames = [Frame(idr, 0, True, 0.0), Frame(p, 9000, False, 0.0)]
+    frames = [Frame(idr, 0, True, 0.0), Frame(p, 9000, False, 0.0), Frame(p, 18000, False, 0.0)]
     expected = []
     for f in frames:
         pkt = av.Packet(f.data)
@@ -319,40 +376,56 @@ async def test_lean_sender_sends_what_aiortc_would_and_retransmits_as_rtx() -> N
         expected.append(H264Encoder().pack(pkt)[0])
     assert [list(f.payloads) for f in frames] == expected and len(expected[0]) >= 5  # STAP-A + 4 FU-A
 
+    track.put(frames[0])  # queued before the connection: sent when the sender starts
     task = asyncio.create_task(sender._run_rtp(RTCRtpCodecParameters(mimeType="video/H264", clockRate=90000,
                                                                       payloadType=102)))
-    for f in frames:
-        track.put(f)
-    for _ in range(100):
-        if len(sent) == sum(map(len, expected)):
-            break
-        await asyncio.sleep(0.01)
+    sent = await asyncio.to_thread(received, len(expected[0]))
+    loop_thread = threading.get_ident()
+
+    def camera_thread() -> list[bool]:  # as the ring's listener: put, and the datagrams are there
+        assert threading.get_ident() != loop_thread
+        rx.setblocking(False)
+        on_wire = []
+        for f in frames[1:]:
+            track.put(f)
+            try:
+                sent.extend(received(len(expected[1])))
+                on_wire.append(True)
+            except BlockingIOError:
+                on_wire.append(False)
+        rx.settimeout(2)
+        return on_wire
+
+    assert await asyncio.to_thread(camera_thread) == [True, True]
     ext_map = HeaderExtensionsMap()
     ext_map.configure(ext_params)
-    packets = [RtpPacket.parse(data, ext_map) for data, _ in sent]
-    assert {addr for _, addr in sent} == {("10.0.0.2", 5000)}
-    assert [x.payload for x in packets] == [*expected[0], *expected[1]]
+    packets = [RtpPacket.parse(data, ext_map) for data in sent]
+    seq0, n = packets[0].sequence_number, sum(map(len, expected))
+    assert [x.payload for x in packets] == [*expected[0], *expected[1], *expected[2]]
     assert all(x.payload_type == 102 and x.ssrc == sender._ssrc and x.extensions.mid == "0"
                and x.extensions.abs_send_time is not None for x in packets)
-    assert [x.sequence_number for x in packets] == [(packets[0].sequence_number + i) & 0xFFFF
-                                                    for i in range(len(packets))]
-    assert [x.marker for x in packets] == [0] * (len(expected[0]) - 1) + [1] + [0] * (len(expected[1]) - 1) + [1]
-    first, second = packets[0].timestamp, packets[-1].timestamp
-    assert (second - first) & 0xFFFFFFFF == 9000  # the viewer's stamps: 0, then the camera's spacing
-    assert sender._RTCRtpSender__packet_count == len(packets)
+    assert [x.sequence_number for x in packets] == [(seq0 + i) & 0xFFFF for i in range(n)]
+    assert [x.marker for x in packets] == [0] * (len(expected[0]) - 1) + [1] + ([0] * (len(expected[1]) - 1) + [1]) * 2
+    stamps = [(x.timestamp - packets[0].timestamp) & 0xFFFFFFFF for x in packets if x.marker]
+    assert stamps == [0, 9000, 18000]  # the viewer's stamps: 0, then the camera's spacing
+    assert sender._RTCRtpSender__packet_count == n
     assert sender._RTCRtpSender__octet_count == sum(len(x.payload) for x in packets)
 
     lost = packets[2]
-    sent.clear()
     await sender._retransmit(lost.sequence_number)
     await sender._retransmit((lost.sequence_number + 1000) & 0xFFFF)  # never sent: nothing
-    assert len(sent) == 1
-    rtx = RtpPacket.parse(sent[0][0], ext_map)
+    rtx = RtpPacket.parse((await asyncio.to_thread(received, 1))[0], ext_map)
+    rx.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        rx.recv(65536)
     assert rtx.payload_type == 97 and rtx.ssrc == sender._rtx_ssrc and rtx.extensions.mid == "0"
     original = unwrap_rtx(rtx, payload_type=102, ssrc=sender._ssrc)
     assert (original.sequence_number, original.timestamp, original.marker, original.payload) == \
         (lost.sequence_number, lost.timestamp, lost.marker, lost.payload)
 
-    track.stop()
+    transport.state = "closed"  # the connection went: the next frame ends the loop and the track
+    await asyncio.to_thread(track.put, frames[1])
     await asyncio.wait_for(task, 5)
-    assert sender._RTCRtpSender__rtp_exited.is_set()
+    assert sender._RTCRtpSender__rtp_exited.is_set() and track.readyState == "ended"
+    rx.close()
+    tx.close()
