@@ -12,8 +12,9 @@ Here, once the viewer is connected (:meth:`~camera_hub.live.media.ViewerTrack.ru
   loop for each frame (and passing the GIL to it) cost more than the sending;
 - each frame is packetised once per camera (:attr:`~camera_hub.live.media.Frame.payloads`, the same
   STAP-A/FU-A payloads aiortc makes), shared by all its viewers;
-- the header extensions (``mid``, ``abs-send-time``) are serialised once per frame: a frame's
-  packets leave in one burst, so one send time serves them all;
+- the header extensions (``mid``, ``abs-send-time``) are serialised by aiortc once per viewer and
+  the send time written in once per frame: a frame's packets leave in one burst, so one send time
+  serves them all;
 - per packet only what differs per viewer: the 12-byte header (sequence number, SSRC), SRTP
   (libsrtp, each viewer has its own keys) and ``sendto`` on the ICE pair's UDP socket (the socket
   itself, non-blocking: asyncio's transport is the loop's alone; a full socket buffer loses the
@@ -35,12 +36,13 @@ import logging
 import socket
 import struct
 import threading
+import time
 import types
 from typing import Any
 
 from aioice.ice import StunProtocol
-from aiortc import clock
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcdtlstransport import State
 from aiortc.rtp import RTP_HISTORY_SIZE, HeaderExtensions
 from aiortc.utils import random16, random32
 
@@ -55,13 +57,15 @@ _ATTRS = ("rtp_started", "rtp_exited", "track", "rtp_history", "rtp_header_exten
 _HEADER = struct.Struct("!BBHLL")
 _EXT = struct.Struct("!HH")
 _OSN = struct.Struct("!H")
+_CONNECTED = State.CONNECTED
+_NTP_EPOCH_OFFSET = 2_208_988_800  # seconds from 1900 (NTP) to 1970 (Unix)
 
 
 def install(sender: Any) -> bool:
     """Make ``sender`` (an ``RTCRtpSender`` whose track is a ViewerTrack, before it starts) send
     this way. False, and aiortc's loop kept, when the sender lacks what this needs."""
     if not all(hasattr(sender, _S + a) for a in _ATTRS) or not hasattr(sender, "_ssrc") \
-            or not hasattr(getattr(sender, _S + "track"), "run_direct"):
+            or not hasattr(getattr(sender, _S + "track"), "run_direct") or not hasattr(sender.transport, "_state"):
         log.warning("live view: this aiortc's RTCRtpSender is not the one the lean send loop knows; "
                     "using aiortc's own (more CPU per viewer)")
         return False
@@ -95,8 +99,9 @@ def _locked_srtp(transport: Any) -> None:
 def _pair(transport: Any) -> tuple[Any, socket.socket, Any] | None:
     """(SRTP session, the selected pair's UDP socket, the remote address) of a DTLS transport
     while it is connected. Live view has no TURN server, so the pair is a host one: its protocol
-    is aioice's plain UDP one, whose asyncio transport holds the socket."""
-    if transport.state != "connected" or transport._tx_srtp is None:
+    is aioice's plain UDP one, whose asyncio transport holds the socket. (aioice nominates one
+    pair, and live view has no ICE restarts: the pair a viewer connects on is its pair.)"""
+    if transport._state is not _CONNECTED or transport._tx_srtp is None:
         return None
     pair = transport.transport._connection._nominated.get(1)
     if pair is None or type(pair.protocol) is not StunProtocol:
@@ -107,15 +112,33 @@ def _pair(transport: Any) -> tuple[Any, socket.socket, Any] | None:
     return transport._tx_srtp, sock, pair.remote_addr
 
 
-class _Stream:
-    """One viewer's RTP stream: its sequence numbers, timestamp origin and counters. :meth:`send`
-    runs in the camera's thread (the fan-out's, under the viewer's lock)."""
+def _extension_template(extensions: Any, mid: str | None) -> tuple[bytearray, int | None]:
+    """The header extension block aiortc would write for this sender (``mid`` and abs-send-time,
+    RFC 8285), serialised by aiortc once; and where its three abs-send-time bytes are, to be
+    filled in per frame (None when abs-send-time was not negotiated)."""
+    profile, low = extensions.set(HeaderExtensions(mid=mid, abs_send_time=0))
+    if not low:
+        return bytearray(), None
+    _, high = extensions.set(HeaderExtensions(mid=mid, abs_send_time=0xFFFFFF))
+    block = bytearray(_EXT.pack(profile, len(low) >> 2) + low)
+    differ = [i for i, (x, y) in enumerate(zip(low, high, strict=True)) if x != y]
+    return block, (_EXT.size + differ[0]) if differ else None
 
-    def __init__(self, sender: Any, codec: Any) -> None:
+
+class _Stream:
+    """One viewer's RTP stream: its sequence numbers, timestamp origin and counters, and the
+    transport found when it connected. :meth:`send` runs in the camera's thread (the fan-out's,
+    under the viewer's lock), once per frame: what it does each time is kept small, as the first
+    viewer's cost is mostly the frame's one pass through this code with cold caches."""
+
+    def __init__(self, sender: Any, codec: Any, found: tuple[Any, socket.socket, Any]) -> None:
         self.sender = sender
+        self.dtls = sender.transport
+        self.srtp, self.sock, self.addr = found
         self.history: dict[int, tuple[int, int, bytes]] = getattr(sender, _S + "rtp_history")
-        self.extensions = getattr(sender, _S + "rtp_header_extensions_map")
-        self.mid = getattr(sender, _S + "mid")
+        self.ext, self.abs_at = _extension_template(getattr(sender, _S + "rtp_header_extensions_map"),
+                                                    getattr(sender, _S + "mid"))
+        self.b0 = 0x90 if self.ext else 0x80  # version 2, and the extension bit
         self.pt, self.ssrc = codec.payloadType, sender._ssrc
         self.seq = random16() % 32768  # as aiortc: far from the wrap, which upsets some SRTP receivers
         self.origin = random32()
@@ -124,29 +147,28 @@ class _Stream:
     def send(self, frame: Frame, ticks: int) -> bool:
         """Send ``frame`` at RTP time ``ticks``; False when the connection is gone."""
         sender = self.sender
+        if self.dtls._state is not _CONNECTED:
+            return False
         if not sender._enabled or not frame.payloads:
             return True
-        found = _pair(sender.transport)
-        if found is None:
-            return False
-        srtp, sock, addr = found
         timestamp = (self.origin + ticks) & 0xFFFFFFFF
-        ntp = clock.current_ntp_time()
-        profile, values = self.extensions.set(HeaderExtensions(mid=self.mid, abs_send_time=(ntp >> 14) & 0xFFFFFF))
-        b0 = 0x90 if values else 0x80  # version 2, and the extension bit
-        ext = _EXT.pack(profile, len(values) >> 2) + values if values else b""
+        ntp = int((time.time() + _NTP_EPOCH_OFFSET) * (1 << 32))  # aiortc's clock.current_ntp_time(), less work
+        if self.abs_at is not None:
+            self.ext[self.abs_at:self.abs_at + 3] = ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big")
+        ext = bytes(self.ext)
         head_len = 12 + len(ext)
+        b0, pt, ssrc, srtp, sock, addr = self.b0, self.pt, self.ssrc, self.srtp, self.sock, self.addr
         last = len(frame.payloads) - 1
         seq, history = self.seq, self.history
         try:
             for i, payload in enumerate(frame.payloads):
-                data = _HEADER.pack(b0, self.pt | (0x80 if i == last else 0), seq, timestamp, self.ssrc) + ext + payload
+                data = _HEADER.pack(b0, pt | (0x80 if i == last else 0), seq, timestamp, ssrc) + ext + payload
                 history[seq % RTP_HISTORY_SIZE] = (seq, head_len, data)
                 with contextlib.suppress(BlockingIOError):  # a full socket buffer: lost, as on the wire
                     sock.sendto(srtp.protect(data), addr)
                 self.octets += len(payload)
                 seq = (seq + 1) & 0xFFFF
-        except OSError:
+        except OSError:  # the socket closed under us
             return False
         finally:
             self.seq = seq
@@ -165,9 +187,10 @@ async def _run_rtp(self: Any, codec: Any) -> None:
     track = getattr(self, _S + "track")
     try:
         _locked_srtp(self.transport)
-        if _pair(self.transport) is None:
+        found = _pair(self.transport)
+        if found is None:
             raise ConnectionError("not connected, or not over a host UDP pair")
-        await track.run_direct(_Stream(self, codec).send)
+        await track.run_direct(_Stream(self, codec, found).send)
     except (asyncio.CancelledError, ConnectionError, MediaStreamError, OSError):
         pass
     except Exception:  # noqa: BLE001 - like aiortc's loop: rtp_exited must be set, or stop() hangs

@@ -153,6 +153,18 @@ async def test_viewer_catches_up_1ms_apart_then_keeps_the_camera_spacing() -> No
     assert (await v.recv()).pts == stamps[4] + step + 3600
 
 
+async def test_a_queued_viewer_waiting_on_the_loop_wakes_for_a_frame_from_the_camera_thread() -> None:
+    """aiortc's own send loop (and the lean one before it connects) awaits recv() on the event loop
+    while the fan-out puts from the camera's thread."""
+    v = ViewerTrack()
+    waiting = asyncio.create_task(v.recv())
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    await asyncio.to_thread(v.put, Frame(b"\x00\x00\x00\x01\x65", 0, True, 0.0))
+    assert bytes(await asyncio.wait_for(waiting, 2)) == b"\x00\x00\x00\x01\x65"
+    v.stop()
+
+
 def test_a_viewer_that_falls_behind_waits_for_the_next_keyframe() -> None:
     v = ViewerTrack(max_frames=3)
     v.put(Frame(b"p", 0, False, 0.0))  # no keyframe yet: nothing
@@ -330,12 +342,14 @@ async def test_lean_sender_sends_what_aiortc_would_and_retransmits_as_rtx() -> N
     the original."""
     import os
     import socket
+    import time
     from types import SimpleNamespace
 
     import av
     from aioice.ice import StunProtocol
     from aiortc import RTCRtpSender
     from aiortc.codecs.h264 import H264Encoder
+    from aiortc.rtcdtlstransport import State
     from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters, RTCRtpParameters
     from aiortc.rtp import HeaderExtensionsMap, RtpPacket, unwrap_rtx
 
@@ -353,7 +367,8 @@ async def test_lean_sender_sends_what_aiortc_would_and_retransmits_as_rtx() -> N
     protocol_ = StunProtocol(None)  # the selected pair's protocol, its asyncio transport's socket
     protocol_.transport = SimpleNamespace(_sock=tx)
     pair = SimpleNamespace(protocol=protocol_, remote_addr=rx.getsockname())
-    transport = SimpleNamespace(state="connected", _tx_srtp=SimpleNamespace(protect=lambda d: d),
+    transport = SimpleNamespace(state="connected", _state=State.CONNECTED,
+                                _tx_srtp=SimpleNamespace(protect=lambda d: d),
                                 transport=SimpleNamespace(_connection=SimpleNamespace(_nominated={1: pair})))
     track = ViewerTrack()
     sender = RTCRtpSender(track, transport)
@@ -404,6 +419,8 @@ async def test_lean_sender_sends_what_aiortc_would_and_retransmits_as_rtx() -> N
     assert [x.payload for x in packets] == [*expected[0], *expected[1], *expected[2]]
     assert all(x.payload_type == 102 and x.ssrc == sender._ssrc and x.extensions.mid == "0"
                and x.extensions.abs_send_time is not None for x in packets)
+    sent_at = (int((time.time() + 2_208_988_800) * (1 << 32)) >> 14) & 0xFFFFFF  # abs-send-time: 6.18 s, mod 64 s
+    assert all((sent_at - x.extensions.abs_send_time) & 0xFFFFFF < 5 << 18 for x in packets)  # within 5 s
     assert [x.sequence_number for x in packets] == [(seq0 + i) & 0xFFFF for i in range(n)]
     assert [x.marker for x in packets] == [0] * (len(expected[0]) - 1) + [1] + ([0] * (len(expected[1]) - 1) + [1]) * 2
     stamps = [(x.timestamp - packets[0].timestamp) & 0xFFFFFFFF for x in packets if x.marker]
@@ -423,7 +440,8 @@ async def test_lean_sender_sends_what_aiortc_would_and_retransmits_as_rtx() -> N
     assert (original.sequence_number, original.timestamp, original.marker, original.payload) == \
         (lost.sequence_number, lost.timestamp, lost.marker, lost.payload)
 
-    transport.state = "closed"  # the connection went: the next frame ends the loop and the track
+    # the connection went: the next frame ends the loop and the track
+    transport.state, transport._state = "closed", State.CLOSED
     await asyncio.to_thread(track.put, frames[1])
     await asyncio.wait_for(task, 5)
     assert sender._RTCRtpSender__rtp_exited.is_set() and track.readyState == "ended"
