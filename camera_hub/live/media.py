@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import av
-from aiortc.codecs.h264 import H264Encoder
+from aiortc.codecs.h264 import PACKET_MAX, H264Encoder
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from camera_hub.annexb import is_annexb, nal_units
@@ -79,7 +79,12 @@ class Frame:
 
 def packetize(data: bytes) -> tuple[bytes, ...]:
     """The RTP payloads of an Annex B access unit, as aiortc's H.264 sender makes them (RFC 6184
-    packetization-mode 1: STAP-A for small NAL units, FU-A for large ones)."""
+    packetization-mode 1: STAP-A for small NAL units, FU-A for large ones). An access unit of one
+    NAL unit larger than a packet (most P-frames) goes straight to aiortc's FU-A: its way there (a
+    generator, then the STAP-A checks) is dear when run once a frame, with cold caches."""
+    start = data.find(b"\x00\x00\x01")
+    if start != -1 and len(data) - start - 3 > PACKET_MAX and data.find(b"\x00\x00\x01", start + 3) == -1:
+        return tuple(H264Encoder._packetize_fu_a(data[start + 3:]))
     return tuple(H264Encoder._packetize(H264Encoder._split_bitstream(data)))
 
 

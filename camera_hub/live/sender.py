@@ -31,7 +31,6 @@ leaves aiortc's own loop in place (another aiortc version). The DTLS transport's
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 import struct
@@ -75,19 +74,20 @@ def install(sender: Any) -> bool:
 
 
 class _LockedSrtp:
-    """A libsrtp session used from two threads: RTP from the camera's, RTCP (and RTX) from the loop."""
+    """A libsrtp session used from two threads: RTP from the camera's (which holds :attr:`lock`
+    for a whole frame and calls :attr:`session` itself), RTCP and RTX from the loop."""
 
     def __init__(self, session: Any) -> None:
-        self._session = session
-        self._lock = threading.Lock()
+        self.session = session
+        self.lock = threading.Lock()
 
     def protect(self, data: bytes) -> bytes:
-        with self._lock:
-            return self._session.protect(data)
+        with self.lock:
+            return self.session.protect(data)
 
     def protect_rtcp(self, data: bytes) -> bytes:
-        with self._lock:
-            return self._session.protect_rtcp(data)
+        with self.lock:
+            return self.session.protect_rtcp(data)
 
 
 def _locked_srtp(transport: Any) -> None:
@@ -160,14 +160,18 @@ class _Stream:
         b0, pt, ssrc, srtp, sock, addr = self.b0, self.pt, self.ssrc, self.srtp, self.sock, self.addr
         last = len(frame.payloads) - 1
         seq, history = self.seq, self.history
+        protect = srtp.session.protect
         try:
-            for i, payload in enumerate(frame.payloads):
-                data = _HEADER.pack(b0, pt | (0x80 if i == last else 0), seq, timestamp, ssrc) + ext + payload
-                history[seq % RTP_HISTORY_SIZE] = (seq, head_len, data)
-                with contextlib.suppress(BlockingIOError):  # a full socket buffer: lost, as on the wire
-                    sock.sendto(srtp.protect(data), addr)
-                self.octets += len(payload)
-                seq = (seq + 1) & 0xFFFF
+            with srtp.lock:  # once a frame, not once a packet
+                for i, payload in enumerate(frame.payloads):
+                    data = _HEADER.pack(b0, pt | (0x80 if i == last else 0), seq, timestamp, ssrc) + ext + payload
+                    history[seq % RTP_HISTORY_SIZE] = (seq, head_len, data)
+                    try:
+                        sock.sendto(protect(data), addr)
+                    except BlockingIOError:  # a full socket buffer: lost, as on the wire
+                        pass
+                    self.octets += len(payload)
+                    seq = (seq + 1) & 0xFFFF
         except OSError:  # the socket closed under us
             return False
         finally:

@@ -178,6 +178,28 @@ def test_a_viewer_that_falls_behind_waits_for_the_next_keyframe() -> None:
     assert [f.ticks for f in v._frames] == [5]
 
 
+def test_packetize_gives_aiortcs_payloads() -> None:
+    """Frame.payloads: the shortcut for one large NAL unit gives what aiortc's H264Encoder.pack
+    gives, and so does every other shape of access unit (real libx264 frames, start codes of 3
+    and 4 bytes, several NAL units, one small one)."""
+    import random
+
+    import av
+    from aiortc.codecs.h264 import H264Encoder
+
+    from camera_hub.live.media import packetize
+
+    rnd = random.Random(7)
+    body = rnd.randbytes(5000).replace(b"\x00\x00", b"\x00\x07")  # no start code inside
+    units = [b"\x00\x00\x00\x01\x41" + body, b"\x00\x00\x01\x41" + body[:1300], b"\x00\x00\x00\x01\x41" + body[:90],
+             b"\x00\x00\x00\x01\x67" + body[:12] + b"\x00\x00\x00\x01\x68" + body[:4] + b"\x00\x00\x01\x65" + body,
+             *(p.data for p in h264(12, gop=6, width=640, height=360)[1])]
+    for au in units:
+        pkt = av.Packet(au)
+        pkt.pts, pkt.time_base = 0, Fraction(1, 90000)
+        assert packetize(au) == tuple(H264Encoder().pack(pkt)[0])
+
+
 # ------------------------------------------------------------------ signature, SDP
 def test_signature_binds_method_path_user_body_and_time() -> None:
     h = {k.lower(): v for k, v in protocol.sign(SECRET, "POST", "/live/cam/" + "a" * 32, "ann", b"v=0", 1000).items()}
