@@ -1,4 +1,4 @@
-"""Live view (WebRTC, WHEP): CPU per viewer and time to first frame, on this machine.
+"""Live view (WebRTC, WHEP): CPU per viewer, time to first frame and end-to-end delay, on this machine.
 
     .venv/bin/python benchmarks/live_view.py                 # 360p and 1080p, ~8 min
     .venv/bin/python benchmarks/live_view.py --sizes 360p --seconds 10
@@ -13,6 +13,11 @@ it starts the real processes (private Redis, the simulator with one camera, `cam
   the GOP, from the start of the WHEP exchange (offer made, POST, ICE, DTLS) to the first
   *decoded* picture in the client (aiortc), p50/p95; and the worker's part (session created →
   first frame handed to the RTP sender);
+- end-to-end delay, during those joins: from 0.5 s after a viewer's first frame (past the GOP it
+  joins on, which comes at once) and for 2 s, each decoded picture's capture time against the
+  clock when the client has it. The simulator burns each frame's index into its picture
+  (camera_hub/sim/stamp.py) and sends it on the wall clock, so the index read back gives the
+  capture time (``SimServer.captured_at``), as a camera's on-screen clock would; p50/p95/max;
 - CPU per viewer: worker and API process CPU (utime + stime from /proc, not the client's; the
   worker's kernel part, stime, also apart) over
   ``--seconds`` with 0, 1, 4 and 16 viewers watching; per viewer = (CPU with N − CPU with 0) / N.
@@ -47,6 +52,7 @@ sys.path.insert(0, str(REPO))
 TICK = os.sysconf("SC_CLK_TCK")
 SIZES = {"360p": (640, 360, 10, 20), "1080p": (1920, 1080, 25, 50)}  # width, height, fps, GOP (frames)
 VIEWERS = (1, 4, 16)
+DELAY_AFTER_S, DELAY_WINDOW_S = 0.5, 2.0  # end-to-end delay: frames from 0.5 s after the first, for 2 s
 
 
 def cpu_split(pid: int) -> tuple[float, float]:
@@ -57,6 +63,21 @@ def cpu_split(pid: int) -> tuple[float, float]:
 
 def cpu_s(pid: int) -> float:
     return sum(cpu_split(pid))
+
+
+def delay(sim: Any, frame: Any, received: float) -> float | None:
+    """Seconds from the capture of a decoded frame (its index, burnt into the picture by the
+    simulator, camera_hub/sim/stamp.py, and the simulator's schedule) to ``received`` (wall
+    clock); None when the stamp cannot be read."""
+    import numpy as np
+
+    from camera_hub.sim import stamp
+
+    plane = frame.planes[0]  # luma, read in place: the stamp is in its top rows
+    rows = np.frombuffer(plane, np.uint8)[:plane.line_size * stamp.BLOCK].reshape(stamp.BLOCK, plane.line_size)
+    index = stamp.read(rows[:, :frame.width])
+    captured = sim.captured_at("cam1", index, received) if index is not None else None
+    return received - captured if captured is not None else None
 
 
 def quantile(values: list[float], q: float) -> float | None:
@@ -76,7 +97,7 @@ async def measure(size: str, sender: str, args: argparse.Namespace, work: Path) 
     print(f"[{size} {sender}] starting (the first run encodes the scene: up to a minute at 1080p)", flush=True)
     os.environ[AIORTC_SENDER_ENV] = "1" if sender == "aiortc" else "0"  # the worker inherits it
     system = await start_live_system(work / f"{size}-{sender}", [SimCameraSpec("cam1", "smoke")], width=width,
-                                     height=height, fps=fps, gop=gop, up_timeout_s=180,
+                                     height=height, fps=fps, gop=gop, up_timeout_s=180, stamp_frames=True,
                                      live={"max_sessions_per_user": 64, "max_viewers_per_camera": 64})
     size = f"{size} {sender}"
     out: dict[str, Any] = {"size": size, "sender": sender, "width": width, "height": height, "fps": fps,
@@ -85,22 +106,42 @@ async def measure(size: str, sender: str, args: argparse.Namespace, work: Path) 
     worker, api = system.pids["worker1"], system.pids["api"]
     try:
         # ---------------------------------------------------------------- time to first frame (decoding)
-        ttff, server_part = [], []
+        ttff, server_part, delays, unread = [], [], [], 0
         for i in range(args.joins):
             await asyncio.sleep(random.uniform(0, gop / fps))
             v = WhepViewer(system.api_url, "cam1", token=token)
+            seen: list[tuple[float, float | None]] = []  # (received, delay): the stamp read at once
+
+            def on_frame(frame: Any, seen: list[tuple[float, float | None]] = seen) -> None:
+                now = time.time()
+                seen.append((now, delay(system.sim, frame, now)))
+
+            v.on_frame = on_frame
             status = await v.open()
             assert status == 201, (status, v.detail)
             if not await v.wait_frames(1, gop / fps + 10):
                 raise RuntimeError(f"join {i}: no frame")
             ttff.append(v.first_frame_s)
+            await asyncio.sleep(DELAY_AFTER_S + DELAY_WINDOW_S)  # live frames, past the GOP it joined on
+            first = seen[0][0]
+            for t, d in seen:
+                if t - first >= DELAY_AFTER_S:
+                    if d is None:
+                        unread += 1
+                    else:
+                        delays.append(d)
             st = await worker_stats(system)
             server_part += [x["first_frame_s"] for x in st["viewers"] if x["first_frame_s"] is not None]
             await v.close()
         out["ttff_s"] = {"p50": quantile(ttff, 0.5), "p95": quantile(ttff, 0.95), "max": max(ttff), "n": len(ttff),
                          "worker_p50": quantile(server_part, 0.5), "worker_p95": quantile(server_part, 0.95)}
-        print(f"[{size}] time to first frame p50 {out['ttff_s']['p50']:.3f} s, p95 {out['ttff_s']['p95']:.3f} s",
-              flush=True)
+        if not delays:
+            raise RuntimeError(f"no frame's stamp could be read ({unread} frames)")
+        out["delay_s"] = {"p50": quantile(delays, 0.5), "p95": quantile(delays, 0.95), "max": max(delays),
+                          "frames": len(delays), "unread": unread}
+        print(f"[{size}] time to first frame p50 {out['ttff_s']['p50']:.3f} s, p95 {out['ttff_s']['p95']:.3f} s; "
+              f"end-to-end delay p50 {out['delay_s']['p50'] * 1000:.0f} ms, p95 {out['delay_s']['p95'] * 1000:.0f} ms "
+              f"({len(delays)} frames, {unread} unread)", flush=True)
 
         # ---------------------------------------------------------------- CPU per viewer (counting clients)
         count_only_decoder()
@@ -154,12 +195,13 @@ def table(results: list[dict[str, Any]]) -> str:
             lines.append(f"| {r['size']} {r['fps']} fps | {row['viewers']} | {row['worker_cores']:.4f} | "
                          f"{row['worker_system_cores']:.4f} | {per} | "
                          f"{row['api_cores']:.4f} | {fps} |")
-    lines += ["", "| stream | GOP | first frame p50 | p95 | max | worker part p50 / p95 | joins |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += ["", "| stream | GOP | first frame p50 | p95 | max | worker part p50 / p95 | joins "
+              "| end-to-end delay p50 / p95 / max | frames |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
-        t = r["ttff_s"]
+        t, d = r["ttff_s"], r["delay_s"]
         lines.append(f"| {r['size']} | {r['gop_s']:.1f} s | {t['p50']:.3f} s | {t['p95']:.3f} s | {t['max']:.3f} s | "
-                     f"{t['worker_p50']:.3f} / {t['worker_p95']:.3f} s | {t['n']} |")
+                     f"{t['worker_p50']:.3f} / {t['worker_p95']:.3f} s | {t['n']} | "
+                     f"{d['p50'] * 1000:.0f} / {d['p95'] * 1000:.0f} / {d['max'] * 1000:.0f} ms | {d['frames']} |")
     return "\n".join(lines)
 
 

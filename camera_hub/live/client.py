@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -49,6 +50,7 @@ class WhepViewer:
         self.started = 0.0  # monotonic, when open() began
         self.first_frame_s: float | None = None  # since open() began
         self.pc: Any = None
+        self.on_frame: Callable[[Any], None] | None = None  # called with each frame as it is received
         self._reader: asyncio.Task[None] | None = None
         self._got = asyncio.Event()
 
@@ -116,6 +118,8 @@ class WhepViewer:
                 self.frames += 1
                 if hasattr(frame, "width"):
                     self.sizes.add((frame.width, frame.height))
+                if self.on_frame is not None:
+                    self.on_frame(frame)
                 self._got.set()
         except (MediaStreamError, asyncio.CancelledError):
             pass

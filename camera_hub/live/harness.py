@@ -116,10 +116,11 @@ def city(camera_urls: dict[str, str], redis_url: str, api_port: int, live: dict[
 async def start_live_system(work: Path, cameras: list[SimCameraSpec], *, width: int = 640, height: int = 360,
                             fps: int = 10, gop: int = 20, workers: int = 1, cache_dir: Path | None = None,
                             quiet: bool = True, up_timeout_s: float = 60.0, offline: tuple[str, ...] = (),
-                            live: dict[str, Any] | None = None) -> LiveSystem:
+                            live: dict[str, Any] | None = None, stamp_frames: bool = False) -> LiveSystem:
     """Everything up and every camera live on a worker with its live endpoint registered.
     ``offline``: cameras in the config that the simulator does not serve (they stay down);
-    ``live``: overrides of ``settings.live``."""
+    ``live``: overrides of ``settings.live``; ``stamp_frames``: the simulator burns each frame's
+    index into its picture (end-to-end delay: ``SimServer.captured_at``)."""
     if not in_netns():
         raise RuntimeError("start_live_system runs only inside run_in_netns (no WebRTC on real interfaces)")
     from camera_hub.api.auth import create_user
@@ -128,7 +129,8 @@ async def start_live_system(work: Path, cameras: list[SimCameraSpec], *, width: 
     await asyncio.to_thread(work.mkdir, parents=True, exist_ok=True)
     names = ["redis", "api"] + [f"worker{i + 1}" for i in range(workers)]
     sup = Supervisor(quiet=names if quiet else ("redis",))
-    sim = SimServer(cameras, width=width, height=height, fps=fps, gop=gop, control_port=None, cache_dir=cache_dir)
+    sim = SimServer(cameras, width=width, height=height, fps=fps, gop=gop, control_port=None, cache_dir=cache_dir,
+                    stamp_frames=stamp_frames)
     try:
         redis_url = await start_private_redis(sup, work)
         await sim.start()

@@ -18,6 +18,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from camera_hub.sim.scenes import RENDERER_VERSION, EpisodeTruth, SceneRenderer, SceneScript, load_script
+from camera_hub.sim.stamp import draw as draw_stamp
 
 log = logging.getLogger(__name__)
 
@@ -91,26 +92,29 @@ _locks_guard = threading.Lock()
 
 
 def encode_scene(scene: str | SceneScript, width: int, height: int, *, fps: int = 10, gop: int = 20,
-                 cache_dir: Path | None = None, progress: Progress | None = None) -> EncodedScene:
+                 cache_dir: Path | None = None, progress: Progress | None = None,
+                 stamp: bool = False) -> EncodedScene:
     """The encoded loop, from the cache when there, else rendered and encoded now (slow: seconds
-    to a minute per scene; run it off the event loop)."""
+    to a minute per scene; run it off the event loop). ``stamp``: each frame carries its index in
+    the loop (:mod:`camera_hub.sim.stamp`, for measuring delay; cached apart)."""
     script = scene if isinstance(scene, SceneScript) else load_script(scene)
     if width % 2 or height % 2:
         raise ValueError(f"H.264 needs an even size, got {width}x{height}")
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    stem = f"{script.name}-{width}x{height}-{fps}fps-g{gop}-{cache_key(script, width, height, fps, gop)}"
+    stem = f"{script.name}-{width}x{height}-{fps}fps-g{gop}{'-stamped' if stamp else ''}-" \
+           f"{cache_key(script, width, height, fps, gop)}"
     video, meta = cache / f"{stem}.h264", cache / f"{stem}.json"
     with _locks_guard:
         lock = _locks.setdefault(stem, threading.Lock())
     with lock:
         if not (video.is_file() and meta.is_file()):
-            _encode_to(script, width, height, fps, gop, video, meta, progress)
+            _encode_to(script, width, height, fps, gop, video, meta, progress, stamp)
         return _load(script, video, meta)
 
 
 def _encode_to(script: SceneScript, width: int, height: int, fps: int, gop: int, video: Path, meta: Path,
-               progress: Progress | None) -> None:
+               progress: Progress | None, stamp: bool = False) -> None:
     import av
 
     renderer = SceneRenderer(script, width, height, fps=fps)
@@ -143,6 +147,9 @@ def _encode_to(script: SceneScript, width: int, height: int, fps: int, gop: int,
 
             for i in range(total):
                 img, objs = renderer.frame(i)
+                if stamp:
+                    img = img.copy()
+                    draw_stamp(img, i)
                 frame = av.VideoFrame.from_ndarray(img, format="bgr24")
                 frame.pts = i
                 write(ctx.encode(frame))

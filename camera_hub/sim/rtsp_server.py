@@ -148,7 +148,7 @@ class SimServer:
                  width: int = 640, height: int = 360, fps: int = 10, gop: int = 20,
                  cache_dir: Path | None = None, main_size: tuple[int, int] | None = None,
                  eager_main: bool | Callable[[SimCameraSpec], bool] = False,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, stamp_frames: bool = False) -> None:
         ids = [c.camera_id for c in cameras]
         if len(set(ids)) != len(ids):
             raise ValueError("duplicate camera ids")
@@ -163,6 +163,7 @@ class SimServer:
         self.main_size = main_size
         self.eager_main = eager_main
         self.progress = progress
+        self.stamp_frames = stamp_frames  # each frame's index burnt in (camera_hub/sim/stamp.py)
         self.started_at = 0.0
         # bounded: a simulator serving 1,000 cameras through hours of faults logs ~12 MB an hour
         self.connection_log: deque[ConnEvent] = deque(maxlen=CONNECTION_LOG_MAX)
@@ -326,6 +327,16 @@ class SimServer:
                 out.append(GroundTruthEpisode(e.type, e.zone_id, start, end, list(e.boxes), e.reason))
         return sorted(out, key=lambda g: (g.start, g.type))
 
+    def captured_at(self, camera_id: str, index: int, now: float | None = None) -> float | None:
+        """The wall time this camera last showed (sent) frame ``index`` of its loop by ``now``
+        (default: the current time): with ``stamp_frames``, what the index read from a picture
+        stands for. None before the server sent it."""
+        cam = self._cameras[camera_id]
+        n = max(1, round(cam.script.loop_s * self.fps))
+        g = int(((time.time() if now is None else now) - self.started_at) * self.fps)  # the frame on show
+        g -= (cam.offset_frames + g - index) % n  # back to the last one with that index
+        return self.started_at + g / self.fps if g >= 0 else None
+
     def objects_at(self, camera_id: str, t: float | None = None) -> list[tuple[str, tuple[float, float, float, float]]]:
         """The labelled objects (0..1 boxes) in the frame this camera shows at wall time ``t``
         (default now), from the per-frame boxes stored beside the encoded scene."""
@@ -368,7 +379,7 @@ class SimServer:
 
     def _encode_track(self, script: SceneScript, width: int, height: int) -> _Track:
         encoded = encode_scene(script, width, height, fps=self.fps, gop=self.gop, cache_dir=self.cache_dir,
-                               progress=self.progress)
+                               progress=self.progress, stamp=self.stamp_frames)
         return _Track.build(encoded)
 
     async def track_for(self, cam: _Camera, stream: str) -> _Track:

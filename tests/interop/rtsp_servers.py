@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
+from camera_hub.sim.stamp import draw as stamp
+from camera_hub.sim.stamp import read as read_stamp  # noqa: F401 - the tests read stamps through this module
 
 HERE = Path(__file__).resolve().parent
 ASSETS = Path(os.environ.get("CAMERA_HUB_ASSETS", HERE.parents[2] / "shared" / "assets"))
@@ -57,22 +58,6 @@ VARIANTS = {
     "h265": Variant("libx265", "hevc", False, {"preset": "ultrafast", "x265-params": "bframes=0:log-level=error"}),
 }
 
-STAMP_BITS, STAMP_CELL = 8, 20  # a frame number, 8 black/white squares of 20 px in the top-left corner
-
-
-def stamp(img: np.ndarray, n: int) -> None:
-    """Write ``n`` (mod 256) into the top row of ``img`` (H x W x 3, BGR or RGB)."""
-    for bit in range(STAMP_BITS):
-        img[:STAMP_CELL, bit * STAMP_CELL:(bit + 1) * STAMP_CELL] = 235 if n >> bit & 1 else 16
-
-
-def read_stamp(gray: np.ndarray) -> int:
-    """The frame number :func:`stamp` wrote, from a decoded picture's luma (H x W)."""
-    c, q = STAMP_CELL, STAMP_CELL // 4
-    return sum(1 << bit for bit in range(STAMP_BITS)
-               if gray[q:c - q, bit * c + q:(bit + 1) * c - q].mean() > 128)
-
-
 def transcode(src: Path, dst: Path, variant: str = "h264", seconds: float = 8, gop: int = 20) -> int:
     """``seconds`` of ``src`` as 640x360 10 fps MPEG-TS in ``variant`` (:data:`VARIANTS`), a
     keyframe every ``gop`` frames, each frame stamped with its number; returns the frame count."""
@@ -95,7 +80,7 @@ def transcode(src: Path, dst: Path, variant: str = "h264", seconds: float = 8, g
             if i % step:
                 continue
             img = frame.reformat(W, H, "rgb24").to_ndarray()
-            stamp(img, n)
+            stamp(img, n % 65536)
             picture = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p")
             picture.pts, picture.time_base = n, Fraction(1, FPS)
             out.mux(stream.encode(picture))
