@@ -144,7 +144,7 @@ async def measure(size: str, sender: str, args: argparse.Namespace, work: Path) 
               f"({len(delays)} frames, {unread} unread)", flush=True)
 
         # ---------------------------------------------------------------- CPU per viewer (counting clients)
-        count_only_decoder()
+        decode_again = count_only_decoder()
         await asyncio.sleep(2.0)
         rows = []
         for n in (0, *VIEWERS):
@@ -180,6 +180,7 @@ async def measure(size: str, sender: str, args: argparse.Namespace, work: Path) 
             row["worker_per_viewer"] = (row["worker_cores"] - base["worker_cores"]) / row["viewers"]
             row["api_per_viewer"] = (row["api_cores"] - base["api_cores"]) / row["viewers"]
         out["cpu"] = rows
+        decode_again()  # the next size's joins decode again
     finally:
         await system.stop()
     return out

@@ -17,17 +17,24 @@ from typing import Any
 import httpx
 
 
-def count_only_decoder() -> None:
+def count_only_decoder() -> Callable[[], None]:
     """Make this process's aiortc receivers count frames instead of decoding them (benchmarks:
     a client decoding 16 streams would take the CPU the server is measured on). Each frame a
-    viewer then "receives" is the depacketised access unit, not a picture."""
+    viewer then "receives" is the depacketised access unit's RTP time, not a picture. Returns
+    what puts aiortc's decoders back (for receivers made after it)."""
     import aiortc.rtcrtpreceiver as receiver
 
     class _Counting:
         def decode(self, encoded_frame: Any) -> list[Any]:
             return [encoded_frame.timestamp]
 
+    original = receiver.get_decoder
     receiver.get_decoder = lambda codec: _Counting()  # type: ignore[assignment]
+
+    def restore() -> None:
+        receiver.get_decoder = original
+
+    return restore
 
 
 class WhepViewer:
