@@ -294,46 +294,48 @@ class BlastingServer(HostileServer):
 
 
 PACED = """
-import select, socket, struct, sys, time
+import socket, struct, sys, time
 sys.path.insert(0, sys.argv[2])
 from test_rtsp_receiver import P, rtp
 sock = socket.socket(fileno=int(sys.argv[1]))
-sys.stdin.readline()  # go
+start, seconds = float(sys.argv[3]), float(sys.argv[4])  # on the monotonic clock, which is the system's
+time.sleep(max(0.0, start - time.monotonic()))
 seq = 0
-while not select.select([sys.stdin], [], [], 0.04)[0]:  # until the parent closes our stdin
+while time.monotonic() < start + seconds:
     nal = P[:1] + struct.pack(">d", time.monotonic()) + bytes(1400)
     try:
         sock.sendall(rtp(seq, seq * 3600, nal, True))
     except OSError:
         break
     seq += 1
+    time.sleep(max(0.0, start + seq * 0.04 - time.monotonic()))
 print(seq, flush=True)
 """
 
 
 class PacedServer(HostileServer):
-    """A well-behaved camera: after PLAY and ``go``, a 1,400-byte frame every 40 ms that carries
-    the monotonic time it was sent, until ``stop``. A child process sends them: a thread of the
-    test's own would wait for the GIL behind the reactor reading the hostile camera (in one CI
-    run it got out 20 frames in 2 s instead of 50)."""
+    """A well-behaved camera: from ``START_S`` after PLAY, for ``SECONDS``, a 1,400-byte frame
+    every 40 ms that carries the monotonic time it was sent. A child process sends them on its
+    own clock: a thread of the test's own, or one told when to start and stop, waits for the GIL
+    behind the reactor reading the hostile camera (in CI runs it got out 20 frames in 2 s
+    instead of 50)."""
+
+    START_S, SECONDS = 0.5, 2.0
 
     def __init__(self) -> None:
-        self.go, self.stop, self.sent = threading.Event(), threading.Event(), 0
+        self.started, self.start_at, self.sent = threading.Event(), 0.0, 0
         super().__init__(b"")
 
     def _serve(self) -> None:
         conn, _ = self.sock.accept()
         with conn, self.sock:
             self._handshake(conn)
-            child = subprocess.Popen([sys.executable, "-c", PACED, str(conn.fileno()), str(Path(__file__).parent)],
-                                     pass_fds=[conn.fileno()], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True)
-            assert child.stdin is not None
-            self.go.wait(10.0)
-            child.stdin.write("go\n")
-            child.stdin.flush()
-            self.stop.wait(10.0)
-            out, _ = child.communicate(timeout=10.0)  # closes its stdin: it stops and says how many it sent
+            self.start_at = time.monotonic() + self.START_S
+            child = subprocess.Popen([sys.executable, "-c", PACED, str(conn.fileno()), str(Path(__file__).parent),
+                                      repr(self.start_at), repr(self.SECONDS)],
+                                     pass_fds=[conn.fileno()], stdout=subprocess.PIPE, text=True)
+            self.started.set()
+            out, _ = child.communicate(timeout=self.START_S + self.SECONDS + 20.0)
             self.sent = int(out)
 
 
@@ -358,14 +360,10 @@ def test_a_hostile_camera_at_full_speed_does_not_hold_up_another_cameras_frames(
     reactor.add(good_rx, lambda p: arrivals.append((struct.unpack(">d", p.data[5:13])[0], time.monotonic())),
                 ended.append, 30.0)
     try:
-        time.sleep(0.2)  # the hostile camera's socket is full and the reactor at it
-        good.go.set()
-        time.sleep(2.0)
-        good.stop.set()
-        time.sleep(0.3)
+        assert good.started.wait(10.0)  # it sends from START_S on: the reactor is at the hostile camera by then
+        time.sleep(max(0.0, good.start_at + good.SECONDS + 0.3 - time.monotonic()))
+        good.thread.join(10.0)
     finally:
-        good.go.set()
-        good.stop.set()
         if hostile.child is not None:
             hostile.child.kill()
             hostile.child.wait(5.0)
