@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import functools
 import logging
 import threading
@@ -110,6 +111,13 @@ def to_ticks(pkt: EncodedPacket) -> int:
     return pkt.pts * tb.numerator * CLOCK // tb.denominator
 
 
+def call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[..., object], *args: object) -> None:
+    """``fn(*args)`` on ``loop``, from any thread (the camera's, here); nothing once the loop is
+    closed (the worker is stopping)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(fn, *args)
+
+
 class ViewerTrack(MediaStreamTrack):
     """What one viewer is sent: frames from its camera's fan-out, keyframe first.
 
@@ -165,10 +173,7 @@ class ViewerTrack(MediaStreamTrack):
         if self._loop is None:
             event.set()
             return
-        try:
-            self._loop.call_soon_threadsafe(event.set)
-        except RuntimeError:  # the loop is closed: the worker is stopping
-            pass
+        call_soon(self._loop, event.set)
 
     def _stamp(self, frame: Frame) -> int:
         if self._last_in is None:
@@ -343,10 +348,7 @@ class LiveCamera:
             self.unsupported = why
             log.info("camera %s: live view refused: %s", self.camera_id, why.split(",")[0])
             if self._on_unsupported is not None:
-                try:
-                    self._loop.call_soon_threadsafe(self._on_unsupported, self, why)
-                except RuntimeError:  # the loop is closed: the worker is stopping
-                    pass
+                call_soon(self._loop, self._on_unsupported, self, why)
 
     # ------------------------------------------------------------------ viewers
     def check(self) -> None:
